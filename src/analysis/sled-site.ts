@@ -1,0 +1,77 @@
+import {
+  branchProblems,
+  freePaddingBeforeEntry,
+  nopRun,
+  paddingBranchProblems,
+  type SiteContext,
+} from "./site-context.js";
+import type { RedirectSite, RedirectWrite } from "./site-types.js";
+
+/**
+ * The sled of `-fpatchable-function-entry=N,M`, from its record (the address of the first NOP):
+ * M NOP bytes before the entry and N−M after it (after endbr64 under -fcf-protection). The bytes are
+ * verified to be NOPs; a sled that is not NOPs was rewritten by someone else and is not usable.
+ * A sled with room for the short jump at the entry but none for the far jump before it (`=2`, the
+ * hotpatch shape) takes the far jump in the free alignment padding before the entry, as a hotpatch
+ * pad does; gcc fills such a sled with two 1-byte NOPs, which the hotpatch rule alone would refuse.
+ */
+export function findSledSite(ctx: SiteContext, record: bigint): RedirectSite {
+  const { arch, fn, body, padding, endbr } = ctx;
+  const problems: string[] = [];
+  const entryNops = fn.address + BigInt(endbr);
+  let before = 0;
+  if (record < fn.address) {
+    before = Number(fn.address - record);
+    const pre = padding.subarray(padding.length - before);
+    const nops = nopRun(arch, pre, 0);
+    if (pre.length < before || nops !== before) {
+      problems.push(
+        `the ${before} bytes before the entry are not all NOPs (recorded sled at 0x${record.toString(16)})`,
+      );
+    }
+  }
+  // With M = 0 the record may point at the entry or just after endbr64.
+  const after = nopRun(arch, body, endbr);
+  const verified = problems.length === 0;
+  const writes: RedirectWrite[] = [];
+  if (after >= arch.nearJumpLength) {
+    writes.push({ role: "entry", address: entryNops, room: after });
+  } else if (after >= arch.shortJumpLength && before >= arch.nearJumpLength) {
+    writes.push({ role: "far", address: record, room: before });
+    writes.push({ role: "entry", address: entryNops, room: after });
+  } else if (verified) {
+    const free = freePaddingBeforeEntry(arch, padding, ctx.paddingScanFrom);
+    // The far jump must lie in the padding and within rel8 reach of the end of the entry jump.
+    const reachStart = entryNops + BigInt(arch.shortJumpLength) - 128n;
+    const padStart = fn.address - BigInt(free);
+    const farAt = padStart > reachStart ? padStart : reachStart;
+    const usable = fn.address > farAt ? Number(fn.address - farAt) : 0;
+    if (after >= arch.shortJumpLength && usable >= arch.nearJumpLength) {
+      writes.push({ role: "far", address: farAt, room: usable });
+      writes.push({ role: "entry", address: entryNops, room: after });
+      problems.push(...paddingBranchProblems(ctx, farAt, fn.address));
+    } else {
+      problems.push(
+        `sled too small to redirect: ${before} NOP byte(s) before and ${after} after the entry, ${free} byte(s) of free padding before it (need ${arch.nearJumpLength} at the entry, or ${arch.shortJumpLength} at the entry and ${arch.nearJumpLength} before)`,
+      );
+    }
+  }
+  if (writes.length > 0) {
+    const entry = writes[writes.length - 1]!;
+    problems.push(
+      ...branchProblems(
+        ctx,
+        entry.address,
+        entry.address + BigInt(Math.min(entry.room, arch.nearJumpLength)),
+      ),
+    );
+  }
+  return {
+    kind: "sled",
+    address: record < fn.address ? record : entryNops,
+    length: before + after,
+    writes: problems.length === 0 ? writes : [],
+    problems,
+    detail: { kind: "sled", before, after, verified },
+  };
+}

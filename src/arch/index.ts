@@ -1,0 +1,35 @@
+import { GraftError } from "../core/errors.js";
+import { constantName, EM } from "../formats/elf/constants.js";
+import type { Arch } from "./arch.js";
+import { x86_64 } from "./x86-64/x86-64.js";
+
+export type {
+  Arch,
+  BranchRef,
+  Instruction,
+  InstructionKind,
+  RegisterWrites,
+  ReturnValueUse,
+} from "./arch.js";
+export { x86_64 };
+
+/** Every arch graft knows, by ELF e_machine. */
+const ARCHES: readonly Arch[] = [x86_64];
+
+/** The arch for an ELF `e_machine` value, or `undefined` when graft does not support it. */
+export function archForMachine(eMachine: number): Arch | undefined {
+  return ARCHES.find((arch) => arch.elfMachine === eMachine);
+}
+
+/**
+ * The arch for an ELF `e_machine` value; throws ELF_UNSUPPORTED naming the machine (and `subject`,
+ * the file it came from) when graft does not support it.
+ */
+export function getArchForMachine(eMachine: number, subject?: string): Arch {
+  const arch = archForMachine(eMachine);
+  if (arch !== undefined) return arch;
+  throw new GraftError("ELF_UNSUPPORTED", `machine ${constantName(EM, eMachine, "EM")} is not supported`, {
+    ...(subject === undefined ? {} : { subject }),
+    hint: `graft reads ${ARCHES.map((a) => a.name).join(", ")} ELF files`,
+  });
+}

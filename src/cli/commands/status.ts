@@ -1,0 +1,52 @@
+import type { Command } from "commander";
+import { patchStatus } from "../../live/patch-status.js";
+import { printResult } from "../output.js";
+import { parsePid } from "../parse-pid.js";
+
+export function registerStatus(
+  program: Command,
+  run: (action: () => void | Promise<void>) => Promise<void>,
+): void {
+  program
+    .command("status")
+    .summary("list the patches applied to a running process")
+    .description(
+      "Every patch graft applied to PID, from the journal, checked against the process's own bytes.",
+    )
+    .argument("<pid>", "process")
+    .option("--json", "print as JSON", false)
+    .addHelpText(
+      "after",
+      `
+Examples:
+  graft status 4242
+  graft status $(pidof server) --json | jq '.patches[].sites'`,
+    )
+    .action((pid: string, opts: { json: boolean }) =>
+      run(() => {
+        const result = patchStatus(parsePid(pid));
+        printResult(result, opts.json, (r) => {
+          if (r.patches.length === 0 && r.retired.length === 0)
+            return `pid ${r.pid}: no patches applied by graft\n`;
+          let out = `pid ${r.pid} (${r.exe}):\n`;
+          for (const p of r.patches) {
+            if (p.kind === "callsite") {
+              const warn =
+                p.journal !== "applied" || p.sites !== "applied"
+                  ? `  ← ${p.journal}: run graft revert ${r.pid} ${p.id}`
+                  : "";
+              out += `  ${p.id}  ${p.source}  site ${p.sites}${warn}\n`;
+              continue;
+            }
+            const warn =
+              p.journal !== "applied" || p.sites !== "applied"
+                ? `  ← ${p.journal}, sites ${p.sites}: run graft revert ${r.pid} ${p.id}`
+                : "";
+            out += `  ${p.id}  ${p.source}  ${p.functions.map((f) => `${f.name} (${f.kind})`).join(", ")}  sites ${p.sites}, code ${p.codeMapped ? `at ${p.mapping.address}` : "not mapped"}${warn}\n`;
+          }
+          for (const m of r.retired) out += `  retired code of ${m.patch} at ${m.address} (${m.reason})\n`;
+          return out;
+        });
+      }),
+    );
+}

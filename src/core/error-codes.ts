@@ -1,0 +1,112 @@
+/**
+ * The closed set of error codes graft reports. Codes are stable strings that scripts and tests
+ * match on; the message and hint are for people. Add a code here before throwing it anywhere.
+ */
+export const ERROR_CODES = {
+  // formats
+  ELF_TRUNCATED: { message: "file is truncated", hint: "the file is incomplete; copy it again" },
+  ELF_BAD_MAGIC: { message: "not an ELF file", hint: "pass an ELF executable, shared library or .o" },
+  ELF_UNSUPPORTED: {
+    message: "unsupported ELF variant",
+    hint: "graft reads 64-bit little-endian ELF (x86-64, AArch64)",
+  },
+  ELF_CORRUPT: { message: "corrupt ELF structure", hint: "the file is damaged or not produced by a linker" },
+  DWARF_CORRUPT: { message: "corrupt DWARF data", hint: "rebuild with -g, or strip the debug info" },
+  // I/O and usage
+  FILE_NOT_FOUND: { message: "no such file", hint: "check the path" },
+  FILE_UNREADABLE: { message: "cannot read file", hint: "check the file's permissions" },
+  USAGE: { message: "bad usage", hint: "see graft --help" },
+  NO_COMPILER: {
+    message: "compiler not found",
+    hint: "install gcc or clang (apt-get install gcc clang)",
+  },
+  COMPILE_FAILED: { message: "compilation failed", hint: "fix the compiler errors shown above" },
+  // process
+  NO_SUCH_PROCESS: { message: "no such process", hint: "check the PID; the process may have exited" },
+  PERMISSION_DENIED: {
+    message: "permission denied",
+    hint: "run as the process owner or root, and check /proc/sys/kernel/yama/ptrace_scope",
+  },
+  PTRACE_FAILED: { message: "ptrace failed", hint: "another tracer (gdb, strace) may be attached" },
+  ALREADY_TRACED: {
+    message: "process is already traced",
+    hint: "another tracer (gdb, strace, graft) is attached; detach it and retry",
+  },
+  THREAD_STOP_FAILED: {
+    message: "could not stop every thread",
+    hint: "retry; a thread may be in uninterruptible sleep",
+  },
+  SYSCALL_INJECTION_FAILED: {
+    message: "injected system call failed",
+    hint: "a seccomp filter or W^X policy may block mmap/mprotect in the target",
+  },
+  MEMORY_ACCESS_FAILED: { message: "cannot access target memory", hint: "the address is not mapped" },
+  // live patching
+  BUILD_ID_MISMATCH: {
+    message: "patch was built for another binary (build-id differs)",
+    hint: "rebuild the patch with --target pointing at the binary the process runs",
+  },
+  SITE_BYTES_CHANGED: {
+    message: "bytes at a patch site differ from what the patch expects",
+    hint: "the process was modified by another tool or patch; see graft status",
+  },
+  UNKNOWN_SYMBOL: {
+    message: "symbol not found in the target",
+    hint: "check the name; use name@file.c for a static symbol",
+  },
+  AMBIGUOUS_SYMBOL: {
+    message: "symbol is ambiguous in the target",
+    hint: "qualify it as name@file.c",
+  },
+  UNSUPPORTED_RELOCATION: {
+    message: "relocation type not supported",
+    hint: "rebuild the fix without TLS or exotic code models",
+  },
+  NOT_PATCHABLE: {
+    message: "function has no patch site",
+    hint: "rebuild with the flags from graft cflags",
+  },
+  THREAD_IN_PATCH_RANGE: {
+    message: "a thread stays inside bytes being rewritten",
+    hint: "retry; the thread could not be stepped out",
+  },
+  TARGET_LOCKED: {
+    message: "the process is being patched by another graft",
+    hint: "wait for it to finish, or check for a stale lock with graft status",
+  },
+  PATCH_CORRUPT: { message: "patch file is corrupt", hint: "rebuild it with graft build" },
+  PATCH_NOT_APPLIED: { message: "patch is not applied", hint: "see graft status PID" },
+  PATCH_ALREADY_APPLIED: { message: "patch is already applied", hint: "see graft status PID" },
+  REVERT_ORDER: {
+    message: "a later patch depends on this one",
+    hint: "revert the later patches first, or use --all",
+  },
+  JOURNAL_INCOMPLETE: {
+    message: "a previous graft stopped midway through changing this process",
+    hint: "run graft status PID, then graft revert PID to finish undoing it",
+  },
+  DEPENDENCY_MISSING: {
+    message: "a patch this one depends on is not applied",
+    hint: "apply the patches it was built --after first",
+  },
+  // call-site changes
+  CALL_SITE_NOT_FOUND: {
+    message: "no such call site",
+    hint: "list the call sites with graft calls FILE [--to FUNC]; SITE is a link-time address in the file",
+  },
+  CALL_SITE_UNSAFE: {
+    message: "the call site cannot be rewritten safely",
+    hint: "graft calls FILE says why for each site",
+  },
+  CALL_RESULT_USED: {
+    message: "the caller uses the call's result",
+    hint: "retarget the call instead, or add --force if a garbage result is acceptable",
+  },
+  TARGET_OUT_OF_REACH: {
+    message: "the new callee is beyond the reach of a direct call",
+    hint: "call a function of the same module, or one loaded by a patch (patch-id:function)",
+  },
+  INTERNAL: { message: "internal error", hint: "please report it with GRAFT_DEBUG=1 output" },
+} as const satisfies Record<string, { message: string; hint: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,0 +1,313 @@
+import { getArchForMachine } from "../arch/index.js";
+import { GraftError, ProcessError, RefusedError } from "../core/errors.js";
+import { bytesFromHex, hex, hexString } from "../core/hex.js";
+import { findFreeRegionNear } from "../process/free-region.js";
+import { readMaps } from "../process/maps.js";
+import { openMemory, type ProcessMemory } from "../process/memory.js";
+import { sleepSync } from "../process/poll-wait.js";
+import { warmUpSavedPcSearch } from "../process/step-out.js";
+import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
+import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
+import { pickQuietThread } from "../process/threads.js";
+import { faultPoint } from "./fault-point.js";
+import { type JournalPatch, loadJournal, saveJournal } from "./journal.js";
+import { journaledBytes } from "./journaled-bytes.js";
+import { linkPatch } from "./link-patch.js";
+import { type PatchFile, readPatchFile } from "./patch-file.js";
+import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
+import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
+import { lockTarget } from "./target-lock.js";
+import { TargetModules } from "./target-modules.js";
+import { writeWhileStopped } from "./write-while-stopped.js";
+
+export interface ApplyOptions {
+  /** Check and plan everything, change nothing. */
+  readonly dryRun?: boolean;
+  /** Give up stopping the threads after this long. */
+  readonly stopTimeoutMs?: number;
+}
+
+export interface AppliedFunction {
+  readonly name: string;
+  readonly kind: string;
+  readonly address: bigint;
+  readonly replacement: bigint;
+}
+
+export interface ApplyResult {
+  readonly pid: number;
+  readonly patch: string;
+  readonly file: string;
+  readonly dryRun: boolean;
+  readonly module: string;
+  readonly bias: bigint;
+  readonly mapping: { readonly address: bigint; readonly size: bigint };
+  readonly functions: readonly AppliedFunction[];
+  readonly writes: readonly { address: bigint; before: string; after: string }[];
+  readonly bindings: Readonly<Record<string, bigint>>;
+  /** Stop-the-world timing; undefined on a dry run. */
+  readonly pause: StopWindow | undefined;
+  /** Instructions single-stepped to move threads out of rewritten bytes. */
+  readonly stepped: number;
+}
+
+/**
+ * `graft apply PID PATCH`: load a patch into a running process and redirect the functions it
+ * replaces, as one transaction [DESIGN "safe code-modification protocol"]: verify build-id and site
+ * bytes; journal the plan (write-ahead); stop every thread; map the code (R-X, never W+X; bytes go in
+ * through /proc/PID/mem); step threads out of the rewritten bytes; write far jumps, then entry jumps;
+ * resume. Any failure before resume puts back every byte, unmaps the code and resumes.
+ */
+export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
+  const patch = readPatchFile(patchPath);
+  const m = patch.manifest;
+  const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
+  const lock = options.dryRun ? undefined : lockTarget(pid);
+  const mem = openMemory(pid);
+  try {
+    const journal = loadJournal(pid);
+    const unfinished = journal.patches.find((p) => p.state !== "applied");
+    if (unfinished !== undefined) {
+      throw new RefusedError(
+        "JOURNAL_INCOMPLETE",
+        [`patch ${unfinished.id} (${unfinished.file}) was left ${unfinished.state}`],
+        { subject: `pid ${pid}` },
+      );
+    }
+    if (journal.patches.some((p) => p.id === m.id)) {
+      throw new RefusedError(
+        "PATCH_ALREADY_APPLIED",
+        [`patch ${m.id} (${m.source}) is already applied to process ${pid}`],
+        { subject: `pid ${pid}` },
+      );
+    }
+    const missing = m.dependsOn.filter((d) => !journal.patches.some((p) => p.id === d));
+    if (missing.length > 0) {
+      throw new RefusedError(
+        "DEPENDENCY_MISSING",
+        missing.map((d) => `patch ${d} must be applied first`),
+        { subject: `pid ${pid}` },
+      );
+    }
+    const maps = readMaps(pid);
+    const modules = new TargetModules(pid, maps);
+    const target = modules.getByBuildId(m.target.buildId, m.target.file);
+
+    // Every site must hold what the patch expects (or what earlier patches put there).
+    const changed: string[] = [];
+    for (const fn of m.functions) {
+      for (const w of fn.writes) {
+        const at = BigInt(w.address) + target.bias;
+        const want = journaledBytes(journal.patches, at, bytesFromHex(w.expected));
+        const have = mem.read(at, w.room);
+        if (hexString(have) !== hexString(want))
+          changed.push(
+            `${fn.name} ${w.role} site at ${hex(at)}: expected ${hexString(want)}, found ${hexString(have)}`,
+          );
+      }
+    }
+    if (changed.length > 0) throw new RefusedError("SITE_BYTES_CHANGED", changed, { subject: `pid ${pid}` });
+
+    const defined = new Set(
+      patch.elf
+        .symbols()
+        .filter((s) => s.st_shndx !== 0)
+        .map((s) => s.name),
+    );
+    const layout = layoutPatch(patch.elf, (name) => defined.has(name));
+    const siteAddresses = m.functions.flatMap((f) => f.writes.map((w) => BigInt(w.address) + target.bias));
+    const low = siteAddresses.reduce((a, b) => (b < a ? b : a));
+    const high = siteAddresses.reduce((a, b) => (b > a ? b : a));
+    const near = {
+      start: low < target.module.start ? low : target.module.start,
+      end: high > target.module.end ? high : target.module.end,
+    };
+    const region = findFreeRegionNear(maps, near, layout.size);
+    if (region === undefined) {
+      throw new RefusedError(
+        "SYSCALL_INJECTION_FAILED",
+        [`no free address range within ±2 GiB of ${target.module.path}`],
+        {
+          subject: `pid ${pid}`,
+          hint: "the address space near the module is full; report this layout",
+        },
+      );
+    }
+    const base = region.start;
+    const linked = linkPatch(patch.elf, layout, base, (name) => modules.resolve(target, name));
+
+    const functions: AppliedFunction[] = [];
+    const planned: PlannedWrite[] = [];
+    for (const fn of m.functions) {
+      const replacement = linked.symbols.get(fn.replacement);
+      if (replacement === undefined)
+        throw new GraftError("PATCH_CORRUPT", `the patch does not define ${fn.replacement}`, {
+          subject: patchPath,
+        });
+      planned.push(...redirectBytes(arch, fn, target.bias, replacement));
+      functions.push({
+        name: fn.qualifiedName,
+        kind: fn.kind,
+        address: BigInt(fn.address) + target.bias,
+        replacement,
+      });
+    }
+    // Far jumps first (never executed until an entry jump leads there), entry jumps last.
+    planned.sort((a, b) => (a.role === b.role ? 0 : a.role === "far" ? -1 : 1));
+    const writes = planned.map((w) => ({
+      address: w.address,
+      before: hexString(mem.read(w.address, w.bytes.length)),
+      after: hexString(w.bytes),
+    }));
+    const result = {
+      pid,
+      patch: m.id,
+      file: patchPath,
+      module: target.module.path,
+      bias: target.bias,
+      mapping: { address: base, size: layout.size },
+      functions,
+      writes,
+      bindings: Object.fromEntries(linked.bindings),
+    };
+    if (options.dryRun) return { ...result, dryRun: true, pause: undefined, stepped: 0 };
+
+    const record: JournalPatch = {
+      id: m.id,
+      file: patchPath,
+      source: m.source,
+      state: "applying",
+      mapping: { address: hex(base), size: hex(layout.size), ...dataOffsetField(patch.elf, layout) },
+      writes: planned.map((w, i) => ({
+        address: hex(w.address),
+        before: writes[i]!.before,
+        after: writes[i]!.after,
+        role: w.role,
+        function:
+          m.functions.find(
+            (f) =>
+              w.address >= BigInt(f.address) + target.bias - 256n &&
+              w.address <= BigInt(f.address) + target.bias + 16n,
+          )?.name ?? "",
+      })),
+      functions: functions.map((f) => ({
+        name: f.name,
+        replacement: hex(f.replacement),
+        address: hex(f.address),
+        kind: f.kind,
+      })),
+      dependsOn: m.dependsOn,
+      appliedAt: new Date().toISOString(),
+      by: { pid: process.pid, uid: process.getuid?.() },
+    };
+    journal.patches.push(record);
+    saveJournal(journal);
+    faultPoint("apply:journaled");
+
+    const undoJournal = (): void => {
+      journal.patches = journal.patches.filter((p) => p !== record);
+      saveJournal(journal);
+    };
+    try {
+      loadCode(pid, mem, linked.image, base, layout.segments);
+    } catch (e) {
+      undoJournal();
+      throw e;
+    }
+    let outcome: { pause: StopWindow; stepped: number } | undefined;
+    try {
+      // A thread that cannot leave the rewritten bytes right now (a signal handler returning into them,
+      // a thread looping inside) usually can a moment later: let the process run and try again.
+      warmUpSavedPcSearch(pid, maps);
+      for (let attempt = 0; outcome === undefined; attempt++) {
+        try {
+          outcome = writeWhileStopped(
+            pid,
+            mem,
+            planned.map((w) => ({ ...w, faultPoint: `apply:wrote-${w.role}` })),
+            {
+              checkSignalFrames: maps,
+              ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
+            },
+          );
+        } catch (e) {
+          if (!(e instanceof ProcessError && e.code === "THREAD_IN_PATCH_RANGE") || attempt >= 4) throw e;
+          sleepSync(2 ** attempt);
+        }
+      }
+    } catch (e) {
+      if (e instanceof GraftError && /rollback incomplete/.test(e.message)) throw e; // journal stays: revert finishes
+      unloadCode(pid, base, layout.size);
+      undoJournal();
+      throw e;
+    }
+    const { pause, stepped } = outcome;
+    record.state = "applied";
+    saveJournal(journal);
+    return { ...result, dryRun: false, pause, stepped };
+  } finally {
+    mem.close();
+    lock?.release();
+  }
+}
+
+type Segments = ReturnType<typeof layoutPatch>["segments"];
+
+/** Stop one quiet thread (the others run on) to inject system calls. */
+function withOneThread<T>(pid: number, work: (stopped: StoppedProcess) => T): T {
+  const stopped = stopProcess(pid, { only: [pickQuietThread(pid)] });
+  try {
+    return work(stopped);
+  } finally {
+    stopped.resume();
+  }
+}
+
+/**
+ * Map the patch code (R-X; rodata R, data RW) and write it through /proc/PID/mem. Nothing can reach
+ * this code until a redirect is written, so only the one thread that runs the injected mmap/mprotect
+ * is stopped, briefly; the stop-the-world pause is left with the redirect writes alone.
+ */
+function loadCode(
+  pid: number,
+  mem: ProcessMemory,
+  image: Uint8Array,
+  base: bigint,
+  segments: Segments,
+): void {
+  withOneThread(pid, (stopped) => {
+    injectMmap(stopped, { addr: base, length: BigInt(image.length), prot: PROT.PROT_READ | PROT.PROT_EXEC });
+    try {
+      for (const s of segments) {
+        if (s.kind === "rodata") injectMprotect(stopped, base + s.offset, s.size, PROT.PROT_READ);
+        if (s.kind === "data")
+          injectMprotect(stopped, base + s.offset, s.size, PROT.PROT_READ | PROT.PROT_WRITE);
+      }
+    } catch (e) {
+      injectMunmap(stopped, base, BigInt(image.length));
+      throw e;
+    }
+  });
+  faultPoint("apply:mapped");
+  try {
+    mem.write(base, image);
+    if (!Buffer.from(mem.read(base, image.length)).equals(image)) {
+      throw new GraftError("MEMORY_ACCESS_FAILED", "patch code did not read back as written", {
+        subject: `pid ${pid}`,
+      });
+    }
+  } catch (e) {
+    unloadCode(pid, base, BigInt(image.length));
+    throw e;
+  }
+  faultPoint("apply:loaded");
+}
+
+function unloadCode(pid: number, base: bigint, size: bigint): void {
+  withOneThread(pid, (stopped) => injectMunmap(stopped, base, size));
+}
+
+function dataOffsetField(elf: PatchFile["elf"], layout: PatchLayout): { dataOffset?: string } {
+  const offset = ownDataOffset(elf, layout);
+  return offset === undefined ? {} : { dataOffset: hex(offset) };
+}

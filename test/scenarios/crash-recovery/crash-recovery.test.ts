@@ -1,0 +1,184 @@
+/**
+ * Crash recovery: with GRAFT_FAULT=<point>, the graft CLI kills itself (SIGKILL, as a crash or the
+ * OOM killer would) at that step of an apply or a revert. For every point: the target keeps running
+ * with only old or new answers; `graft status --json` tells what was left; a new apply is refused
+ * until `graft revert PID` has finished the job; after which the text is byte-for-byte the original
+ * and graft status is empty.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GraftError } from "../../../src/core/errors.js";
+import { applyPatch } from "../../../src/live/apply-patch.js";
+import { buildPatchFile } from "../../../src/live/build-patch-file.js";
+import { patchStatus } from "../../../src/live/patch-status.js";
+import { buildFixture } from "../../support/fixtures.js";
+import {
+  type CliResult,
+  expectSwitched,
+  isAlive,
+  killTarget,
+  type LiveTarget,
+  lastTick,
+  runGraft,
+  startTarget,
+  textDiff,
+  textSnapshot,
+  ticks,
+  waitForTick,
+} from "../../support/live-target.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+let dir: string;
+let exe: string;
+let patch: string;
+let patchId: string;
+const started: LiveTarget[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "graft-crash-"));
+  process.env.GRAFT_STATE_DIR = join(dir, "state");
+  exe = buildFixture({
+    compiler: "gcc",
+    sources: [join(here, "target.c")],
+    flags: ["-O2", "-fpatchable-function-entry=16,14", "-flive-patching=inline-clone"],
+    output: "pie",
+  });
+  patch = join(dir, "fix.graft");
+  patchId = buildPatchFile({ fix: join(here, "fix.c"), target: exe, output: patch }).manifest.id;
+});
+
+afterAll(() => {
+  for (const t of started) killTarget(t);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** What a graft killed at `point` leaves behind, and which code the target then runs. */
+interface Point {
+  readonly point: string;
+  readonly journal: "applying" | "reverting";
+  readonly sites: "applied" | "reverted" | "partial";
+  readonly codeMapped: boolean;
+  readonly runs: "old" | "new";
+}
+
+// A sled(16,14) redirect is two writes: the far jmp rel32 in the pre-entry NOPs first (never executed
+// on its own), then the 2-byte entry jump; revert puts the entry back first, then the far jump.
+const APPLY_POINTS: readonly Point[] = [
+  { point: "apply:journaled", journal: "applying", sites: "reverted", codeMapped: false, runs: "old" },
+  { point: "apply:mapped", journal: "applying", sites: "reverted", codeMapped: true, runs: "old" },
+  { point: "apply:loaded", journal: "applying", sites: "reverted", codeMapped: true, runs: "old" },
+  { point: "apply:wrote-far", journal: "applying", sites: "partial", codeMapped: true, runs: "old" },
+  { point: "apply:wrote-entry", journal: "applying", sites: "applied", codeMapped: true, runs: "new" },
+];
+const REVERT_POINTS: readonly Point[] = [
+  { point: "revert:journaled", journal: "reverting", sites: "applied", codeMapped: true, runs: "new" },
+  { point: "revert:wrote-entry", journal: "reverting", sites: "partial", codeMapped: true, runs: "old" },
+  { point: "revert:wrote-far", journal: "reverting", sites: "reverted", codeMapped: true, runs: "old" },
+  { point: "revert:restored", journal: "reverting", sites: "reverted", codeMapped: true, runs: "old" },
+];
+
+const OLD = { value: 14, grows: "old", frozen: ["new"] };
+const NEW = { value: 21, grows: "new", frozen: ["old"] };
+
+function graft(args: readonly string[], fault?: string): CliResult {
+  return runGraft(args, { env: { GRAFT_FAULT: fault ?? "" } });
+}
+
+function expectOk(r: CliResult): void {
+  expect([r.status, r.signal], r.stderr).toEqual([0, null]);
+}
+
+/** Kill graft at `point` and check what it left; then `graft revert` must restore `original`. */
+async function crashAndRecover(
+  target: LiveTarget,
+  p: Point,
+  args: readonly string[],
+  original: ReturnType<typeof textSnapshot>,
+): Promise<void> {
+  const crashed = graft(args, p.point);
+  // Only what the target prints from now on counts (it printed on while graft started up).
+  const before = lastTick(target);
+  expect(
+    [crashed.status, crashed.signal],
+    `graft ${args.join(" ")} with GRAFT_FAULT=${p.point}: ${crashed.stderr}`,
+  ).toEqual([null, "SIGKILL"]);
+
+  // The target goes on, running the code the bytes say, never anything else.
+  expect(isAlive(target.pid), "the target died with graft").toBe(true);
+  const from = await expectSwitched(target, p.runs === "old" ? OLD : NEW, before);
+  if (p.point.startsWith("apply:") && p.runs === "old") {
+    // No worker ever got a new answer: the half-applied patch was never reachable.
+    for (const t of ticks(target)) expect(t.fields.new, t.line).toBe(0);
+  }
+
+  const status = graft(["status", String(target.pid), "--json"]);
+  expectOk(status);
+  const s = JSON.parse(status.stdout);
+  expect(s.patches.map((x: Record<string, unknown>) => [x.id, x.journal, x.sites, x.codeMapped])).toEqual([
+    [patchId, p.journal, p.sites, p.codeMapped],
+  ]);
+  // Nothing new goes on top of a half-done change (the library call: it refuses before any change).
+  expect(errorCode(() => applyPatch(target.pid, patch))).toBe("JOURNAL_INCOMPLETE");
+
+  expectOk(graft(["revert", String(target.pid)]));
+  await expectSwitched(target, OLD, from);
+  expect(textDiff(original, textSnapshot(target.pid, exe))).toEqual([]);
+  expect(graft(["status", String(target.pid)]).stdout).toBe(
+    `pid ${target.pid}: no patches applied by graft\n`,
+  );
+  expect(patchStatus(target.pid)).toMatchObject({ patches: [], retired: [] });
+  expect(isAlive(target.pid)).toBe(true);
+}
+
+function errorCode(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof GraftError) return e.code;
+    throw e;
+  }
+  return undefined;
+}
+
+async function start(): Promise<{ target: LiveTarget; original: ReturnType<typeof textSnapshot> }> {
+  const target = startTarget(exe, ["8"], dir, "crash", { nice: 19 });
+  started.push(target);
+  await waitForTick(target, (t) => t.value === 14 && t.fields.old! > 0, { what: "old answers" });
+  return { target, original: textSnapshot(target.pid, exe) };
+}
+
+async function crashApply(p: Point): Promise<void> {
+  const { target, original } = await start();
+  try {
+    await crashAndRecover(target, p, ["apply", String(target.pid), patch], original);
+  } finally {
+    killTarget(target);
+  }
+}
+
+describe("graft killed halfway through an apply", () => {
+  it.each(APPLY_POINTS)(
+    "at $point: the target runs $runs code, status says $sites, revert restores every byte",
+    crashApply,
+  );
+});
+
+describe("graft killed halfway through a revert", () => {
+  it.each(REVERT_POINTS)(
+    "at $point: the target runs $runs code, status says $sites, revert finishes exactly",
+    async (p) => {
+      const { target, original } = await start();
+      try {
+        expectOk(graft(["apply", String(target.pid), patch]));
+        await expectSwitched(target, NEW, undefined);
+        await crashAndRecover(target, p, ["revert", String(target.pid)], original);
+      } finally {
+        killTarget(target);
+      }
+    },
+  );
+});
