@@ -114,8 +114,10 @@ export function leaveTrapStop(stopped: StoppedProcess, tid: number, deadline: bi
       control.regs = getRegs(tid, pid);
       return;
     }
-    // A signal that got there first: keep it for resume and go on to the interrupt's stop.
+    // A signal that got there first: keep it for resume and go on to an interrupt stop. That trap
+    // consumed the pending interrupt (any ptrace trap does), so queue another before continuing.
     if (status.event === 0 && status.signal !== SIG.SIGTRAP) control.extra.push(status.signal);
+    interrupt(tid, pid);
     cont(tid, 0, pid);
   }
   control.regs = getRegs(tid, pid);

@@ -163,7 +163,7 @@ describe("stopProcess", () => {
 
   it("catches threads created while it stops a process that spawns threads without pause", async () => {
     const t = await launch("storm");
-    for (let i = 0; i < 20; i++) {
+    for (let i = 0; i < 200; i++) {
       const stopped = stopProcess(t.pid);
       try {
         const held = new Set(stopped.threads.map((x) => x.tid));

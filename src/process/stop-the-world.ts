@@ -13,8 +13,9 @@
  *    - a signal-delivery-stop (the thread dequeued a real signal before it saw the interrupt) is
  *      kept as the thread's stop: the thread is stopped, and the signal is handed back with
  *      PTRACE_DETACH(sig) on resume, siginfo intact — it is neither lost nor run early;
- *    - a PTRACE_EVENT_CLONE stop names a new thread (PTRACE_GETEVENTMSG); the parent is continued
- *      to its still-pending interrupt stop and the child is awaited like the others.
+ *    - a PTRACE_EVENT_CLONE stop names a new thread (PTRACE_GETEVENTMSG); that trap consumed the
+ *      parent's interrupt, so the parent is interrupted again and continued to the new interrupt
+ *      stop, and the child is awaited like the others.
  * 4. When every known thread is stopped, read /proc/PID/task again; a stopped process cannot make
  *    threads, so one read with nothing new ends the loop.
  * A deadline (2 s by default) bounds it all; on failure every stopped thread is detached and the
@@ -452,11 +453,12 @@ function onStatus(pid: number, tid: number, status: WaitStatus, state: Pending):
   }
   if (status.event === PTRACE_EVENT.PTRACE_EVENT_CLONE) {
     // The new thread is already attached; its first report is a PTRACE_EVENT_STOP. The parent is
-    // inside clone(), where its registers are not yet the syscall's result: let it run on to the
-    // interrupt that is still pending for it.
+    // inside clone(), where its registers are not yet the syscall's result, so it is not held here.
+    // Any ptrace trap consumes a pending interrupt (kernel ptrace_stop: "any trap clears pending
+    // STOP trap"), so interrupt it again before letting it run on, or it would run free.
     const child = Number(getEventMsg(tid, pid));
     track(child, state);
-    cont(tid, 0, pid);
+    reinterruptAndContinue(pid, tid);
     return;
   }
   if (status.event === 0) {
@@ -466,6 +468,16 @@ function onStatus(pid: number, tid: number, status: WaitStatus, state: Pending):
     return;
   }
   // Any other event (none is enabled): keep going toward the interrupt stop.
+  reinterruptAndContinue(pid, tid);
+}
+
+/**
+ * Continue a thread out of an event stop toward a fresh interrupt stop. PTRACE_INTERRUPT on a
+ * stopped tracee leaves the current trap alone and arms the next one, which fires as the thread
+ * returns to user mode.
+ */
+function reinterruptAndContinue(pid: number, tid: number): void {
+  interrupt(tid, pid);
   cont(tid, 0, pid);
 }
 

@@ -5,7 +5,7 @@
  * as it wakes; left alone it would then sit in that stop until graft exits. This registry detaches
  * such threads when they finally stop, polled by an unref'd timer so it never keeps Node alive.
  */
-import { cont, detach, getEventMsg, PTRACE_EVENT, waitThread } from "./ptrace.js";
+import { detach, getEventMsg, PTRACE_EVENT, waitThread } from "./ptrace.js";
 
 interface Straggler {
   readonly pid: number;
@@ -45,8 +45,10 @@ export function releaseStragglers(): void {
       }
       if (status.event === PTRACE_EVENT.PTRACE_EVENT_CLONE) {
         // Threads born from a straggler are auto-attached (PTRACE_O_TRACECLONE): adopt them too.
+        // The parent is in a ptrace-stop right now, so it can be detached here.
         adoptStraggler(s.pid, Number(getEventMsg(tid, s.pid)));
-        cont(tid, 0, s.pid);
+        detach(tid, s.signal, s.pid);
+        stragglers.delete(tid);
         continue;
       }
       // A signal-delivery-stop (event 0) carries a real signal: give it back on detach.
