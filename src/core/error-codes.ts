@@ -70,6 +70,10 @@ export const ERROR_CODES = {
     message: "a thread stays inside bytes being rewritten",
     hint: "retry; the thread could not be stepped out",
   },
+  THREAD_NOT_QUIESCENT: {
+    message: "a thread is running, or has a frame in, a function being replaced",
+    hint: "retry when the function has returned (or give --timeout longer), or apply without --consistency quiescent",
+  },
   TARGET_LOCKED: {
     message: "the process is being patched by another graft",
     hint: "wait for it to finish, or check for a stale lock with graft status",

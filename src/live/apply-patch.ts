@@ -4,20 +4,22 @@ import { bytesFromHex, hex, hexString } from "../core/hex.js";
 import { findFreeRegionNear } from "../process/free-region.js";
 import { readMaps } from "../process/maps.js";
 import { openMemory, type ProcessMemory } from "../process/memory.js";
-import { sleepSync } from "../process/poll-wait.js";
+import { nowNs, sleepSync } from "../process/poll-wait.js";
 import { warmUpSavedPcSearch } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
+import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
 import { type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { journaledBytes } from "./journaled-bytes.js";
 import { linkPatch } from "./link-patch.js";
 import { type PatchFile, readPatchFile } from "./patch-file.js";
 import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
+import { findBlockingThreads, functionExtent, type GuardedRange } from "./quiescence.js";
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
 import { lockTarget } from "./target-lock.js";
-import { TargetModules } from "./target-modules.js";
+import { type ModuleCache, TargetModules } from "./target-modules.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 export interface ApplyOptions {
@@ -25,6 +27,14 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** Give up stopping the threads after this long. */
   readonly stopTimeoutMs?: number;
+  /** The patch, already read and verified (graft apply --all-of reads it once for every process). */
+  readonly patchFile?: PatchFile;
+  /** Parsed modules shared between processes (graft apply --all-of). */
+  readonly moduleCache?: ModuleCache;
+  /** `quiescent`: also wait until no thread runs or has a frame in a replaced function (consistency.ts). */
+  readonly consistency?: Consistency;
+  /** How long `quiescent` keeps retrying before it refuses (default 5000 ms). */
+  readonly timeoutMs?: number;
 }
 
 export interface AppliedFunction {
@@ -59,7 +69,7 @@ export interface ApplyResult {
  * resume. Any failure before resume puts back every byte, unmaps the code and resumes.
  */
 export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
-  const patch = readPatchFile(patchPath);
+  const patch = options.patchFile ?? readPatchFile(patchPath);
   const m = patch.manifest;
   const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
@@ -90,7 +100,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       );
     }
     const maps = readMaps(pid);
-    const modules = new TargetModules(pid, maps);
+    const modules = new TargetModules(pid, maps, options.moduleCache);
     const target = modules.getByBuildId(m.target.buildId, m.target.file);
 
     // Every site must hold what the patch expects (or what earlier patches put there).
@@ -219,7 +229,16 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       // A thread that cannot leave the rewritten bytes right now (a signal handler returning into them,
       // a thread looping inside) usually can a moment later: let the process run and try again.
       warmUpSavedPcSearch(pid, maps);
-      for (let attempt = 0; outcome === undefined; attempt++) {
+      const guarded: GuardedRange[] = m.functions.map((f) => {
+        const start = BigInt(f.address) + target.bias;
+        return { start, end: start + functionExtent(target.elf, BigInt(f.address)), name: f.qualifiedName };
+      });
+      const findBlockers =
+        options.consistency === "quiescent"
+          ? (stopped: StoppedProcess) => findBlockingThreads(stopped, maps, modules, guarded)
+          : undefined;
+      const deadline = nowNs() + BigInt(options.timeoutMs ?? 5000) * 1_000_000n;
+      for (let attempt = 0, quiet = 0; outcome === undefined; attempt++) {
         try {
           outcome = writeWhileStopped(
             pid,
@@ -227,10 +246,17 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
             planned.map((w) => ({ ...w, faultPoint: `apply:wrote-${w.role}` })),
             {
               checkSignalFrames: maps,
+              ...(findBlockers === undefined ? {} : { findBlockers }),
               ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
             },
           );
         } catch (e) {
+          // Quiescence: back off 1, 2, 4 … 64 ms between looks (each look stops every thread) until the deadline.
+          if (e instanceof RefusedError && e.code === "THREAD_NOT_QUIESCENT" && nowNs() < deadline) {
+            sleepSync(Math.min(64, 2 ** quiet++));
+            attempt--;
+            continue;
+          }
           if (!(e instanceof ProcessError && e.code === "THREAD_IN_PATCH_RANGE") || attempt >= 4) throw e;
           sleepSync(2 ** attempt);
         }

@@ -6,10 +6,13 @@ import { nowNs, sleepSync } from "../process/poll-wait.js";
 import { stepThreadsOutOf } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMunmap } from "../process/syscall-inject.js";
+import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { readPatchFile } from "./patch-file.js";
+import { findBlockingThreads, type GuardedRange } from "./quiescence.js";
 import { lockTarget } from "./target-lock.js";
+import { TargetModules } from "./target-modules.js";
 
 export interface RevertOptions {
   /** Patch id (or a prefix), or a patch file; default: the last applied. */
@@ -20,6 +23,10 @@ export interface RevertOptions {
   readonly ids?: readonly string[];
   /** How long to keep trying to unmap code that a thread still runs or will return into. */
   readonly unmapDeadlineMs?: number;
+  /** `quiescent`: restore nothing while a thread runs or has a frame in the patch's code (consistency.ts). */
+  readonly consistency?: Consistency;
+  /** How long `quiescent` keeps retrying before it refuses (default 5000 ms). */
+  readonly timeoutMs?: number;
 }
 
 export interface RevertedPatch {
@@ -162,9 +169,9 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
       });
     for (const p of targets) p.state = "reverting";
     saveJournal(journal);
+    const pauses: StopWindow[] = [];
     faultPoint("revert:journaled");
 
-    const pauses: StopWindow[] = [];
     const reverted: RevertedPatch[] = [];
     // Until a byte changes, a failure (a thread that will not stop or step out) leaves things as they
     // were: the journal goes back to `applied` so later applies are not refused as unfinished.
@@ -174,7 +181,7 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
     };
     let stopped: StoppedProcess;
     try {
-      stopped = stopProcess(pid);
+      stopped = stopQuiescent(pid, targets, options, pauses);
     } catch (e) {
       backToApplied();
       throw e;
@@ -229,6 +236,49 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
   } finally {
     mem.close();
     lock.release();
+  }
+}
+
+/**
+ * Stop every thread; with `--consistency quiescent`, only return once no thread runs or has a frame
+ * in the code of a patch being reverted (the functions being replaced now), looking again after
+ * backing off 1, 2, 4 … 64 ms until the deadline, then refusing with the blocking threads.
+ */
+function stopQuiescent(
+  pid: number,
+  targets: readonly JournalPatch[],
+  options: RevertOptions,
+  pauses: StopWindow[],
+): StoppedProcess {
+  if (options.consistency !== "quiescent") return stopProcess(pid);
+  const guarded: GuardedRange[] = targets
+    .filter((p) => BigInt(p.mapping.size) > 0n)
+    .map((p) => {
+      const start = BigInt(p.mapping.address);
+      const size = BigInt(p.mapping.dataOffset ?? p.mapping.size);
+      return {
+        start,
+        end: start + size,
+        name: `the code of patch ${p.id} (${p.functions.map((f) => f.name).join(", ")})`,
+      };
+    });
+  const maps = readMaps(pid);
+  const modules = new TargetModules(pid, maps);
+  const deadline = nowNs() + BigInt(options.timeoutMs ?? 5000) * 1_000_000n;
+  for (let round = 0; ; round++) {
+    const stopped = stopProcess(pid);
+    let blockers: string[];
+    try {
+      blockers = findBlockingThreads(stopped, maps, modules, guarded);
+    } catch (e) {
+      pauses.push(stopped.resume());
+      throw e;
+    }
+    if (blockers.length === 0) return stopped;
+    pauses.push(stopped.resume());
+    if (nowNs() > deadline)
+      throw new RefusedError("THREAD_NOT_QUIESCENT", blockers, { subject: `pid ${pid}` });
+    sleepSync(Math.min(64, 2 ** round));
   }
 }
 

@@ -1,9 +1,9 @@
-import { GraftError, ProcessError } from "../core/errors.js";
+import { GraftError, ProcessError, RefusedError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import type { Mapping } from "../process/maps.js";
 import type { ProcessMemory } from "../process/memory.js";
 import { findSavedPcInside, stepThreadsOutOf } from "../process/step-out.js";
-import { type StopWindow, stopProcess } from "../process/stop-the-world.js";
+import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { faultPoint } from "./fault-point.js";
 
 /** One change to a live process's code, in the order it must be written. */
@@ -23,6 +23,11 @@ export interface WriteWhileStoppedOptions {
    * thread's stack would return strictly inside a rewritten range.
    */
   readonly checkSignalFrames?: readonly Mapping[];
+  /**
+   * `--consistency quiescent`: with every thread stopped and before anything is written, the reasons
+   * the process is not quiescent (one per blocking thread); any reason refuses (THREAD_NOT_QUIESCENT).
+   */
+  readonly findBlockers?: (stopped: StoppedProcess) => string[];
 }
 
 /**
@@ -42,6 +47,9 @@ export function writeWhileStopped(
   );
   const done: { address: bigint; before: Uint8Array }[] = [];
   try {
+    const blockers = options.findBlockers?.(stopped) ?? [];
+    if (blockers.length > 0)
+      throw new RefusedError("THREAD_NOT_QUIESCENT", blockers, { subject: `pid ${pid}` });
     const ranges = writes.map((w) => ({ start: w.address, end: w.address + BigInt(w.room) }));
     const stepped = stepThreadsOutOf(stopped, ranges);
     const saved =
