@@ -112,10 +112,27 @@ function executableOf(pid: number): string {
   }
 }
 
+let sweepOnLoad = true;
+
+/**
+ * Run `work` with loadJournal's sweep of stale journals turned off (graft apply --all-of sweeps once
+ * up front: each sweep reads /proc/PID/stat of every journal in the folder, so a sweep at each of a
+ * thousand loads would cost a million reads).
+ */
+export function withoutStaleSweep<T>(work: () => T): T {
+  const was = sweepOnLoad;
+  sweepOnLoad = false;
+  try {
+    return work();
+  } finally {
+    sweepOnLoad = was;
+  }
+}
+
 /** The journal of process `pid` (empty when graft never touched it). */
 export function loadJournal(pid: number): Journal {
   const key = processKey(pid);
-  removeStaleJournals();
+  if (sweepOnLoad) removeStaleJournals();
   let text: string;
   try {
     text = readFileSync(journalPath(key), "utf8");

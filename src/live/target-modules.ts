@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { SymbolIndex } from "../analysis/symbol-index.js";
 import { RefusedError } from "../core/errors.js";
 import { R_X86_64, STT } from "../formats/elf/constants.js";
@@ -21,7 +21,7 @@ export interface LoadedModule {
  * Read a module's ELF through /proc/PID/map_files, which opens the very file mapped — even when it
  * was deleted or replaced on disk since (a package upgrade under a running service).
  */
-function readModuleElf(pid: number, m: Module): Elf | undefined {
+function readModuleElf(pid: number, m: Module, cache: ModuleCache | undefined): Elf | undefined {
   const base = m.base ?? m.mappings[0];
   if (base === undefined) return undefined;
   const candidates = [
@@ -30,10 +30,39 @@ function readModuleElf(pid: number, m: Module): Elf | undefined {
   ];
   for (const path of candidates) {
     try {
-      return parseElf(readFileSync(path), { file: m.path });
+      const key = cache === undefined ? undefined : fileIdentity(path);
+      const known = key === undefined ? undefined : cache?.elfs.get(key);
+      if (known !== undefined) return known;
+      const elf = parseElf(readFileSync(path), { file: m.path });
+      if (key !== undefined) cache?.elfs.set(key, elf);
+      return elf;
     } catch {}
   }
   return undefined;
+}
+
+/** Device, inode, size and modification time of the file behind `path`: the same file, unchanged. */
+function fileIdentity(path: string): string {
+  const s = statSync(path, { bigint: true });
+  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}`;
+}
+
+/**
+ * Parsed files and symbol indexes shared between the TargetModules of many processes running the
+ * same binaries (graft apply --all-of): each library is read and indexed once, not once per process.
+ */
+export class ModuleCache {
+  readonly elfs = new Map<string, Elf>();
+  private readonly indexes = new WeakMap<Elf, SymbolIndex>();
+
+  symbolIndex(elf: Elf): SymbolIndex {
+    let index = this.indexes.get(elf);
+    if (index === undefined) {
+      index = new SymbolIndex(elf);
+      this.indexes.set(elf, index);
+    }
+    return index;
+  }
 }
 
 /** The process's loaded ELF modules (main executable, ld.so, libc, …) with their biases. */
@@ -45,13 +74,14 @@ export class TargetModules {
   constructor(
     readonly pid: number,
     readonly maps: readonly Mapping[],
+    private readonly cache?: ModuleCache,
   ) {
     this.modules = listModules(maps);
   }
 
   load(m: Module): LoadedModule | undefined {
     if (!this.loaded.has(m)) {
-      const elf = readModuleElf(this.pid, m);
+      const elf = readModuleElf(this.pid, m, this.cache);
       const base = m.base;
       const bias =
         elf === undefined || base === undefined ? undefined : loadBias(elf, base.start, base.offset);
@@ -92,7 +122,10 @@ export class TargetModules {
     this.indexes ??= this.modules
       .map((m) => this.load(m))
       .filter((l): l is LoadedModule => l !== undefined)
-      .map((module) => ({ module, index: new SymbolIndex(module.elf) }));
+      .map((module) => ({
+        module,
+        index: this.cache?.symbolIndex(module.elf) ?? new SymbolIndex(module.elf),
+      }));
     const own = this.indexes.find((x) => x.module === target)?.index ?? new SymbolIndex(target.elf);
     const sym = own.find(name);
     if (sym !== undefined && sym.type === STT.STT_GNU_IFUNC)
