@@ -1,6 +1,10 @@
 import type { Command } from "commander";
+import { GraftError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
 import { type ApplyResult, applyPatch } from "../../live/apply-patch.js";
+import type { Consistency } from "../../live/consistency.js";
+import { runFleet } from "../../live/fleet.js";
+import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
 
@@ -34,9 +38,18 @@ export function registerApply(
         "the bytes at every site are verified first, every thread is stopped for the change only, and any\n" +
         "failure leaves the process exactly as it was. Recorded in a journal for graft status and revert.",
     )
-    .argument("<pid>", "process to patch")
-    .argument("<patch>", "patch file from graft build")
+    .argument("[pid]", "process to patch (omit with --all-of)")
+    .argument("[patch]", "patch file from graft build")
     .option("-n, --dry-run", "verify and plan, change nothing", false)
+    .option("--all-of <bin>", "patch every process that maps BIN (matched by build-id, deleted files too)")
+    .option("-j, --jobs <n>", "with --all-of: processes patched at once, one worker process each", "1")
+    .option("--continue-on-error", "with --all-of: go on after a process fails", false)
+    .option(
+      "--consistency <mode>",
+      "default (no thread inside rewritten bytes) or quiescent (no thread running or with a frame in a replaced function)",
+      "default",
+    )
+    .option("--timeout <ms>", "how long quiescent waits for the functions to be free", "5000")
     .option("--json", "print the result as JSON", false)
     .addHelpText(
       "after",
@@ -44,12 +57,66 @@ export function registerApply(
 Examples:
   graft apply $(pidof server) fix.graft            patch it now
   graft apply 4242 fix.graft --dry-run             what would change, and would it work?
-  graft apply 4242 fix.graft --json | jq .pause    how long the process was stopped`,
+  graft apply 4242 fix.graft --json | jq .pause    how long the process was stopped
+  graft apply 4242 fix.graft --consistency quiescent --timeout 10000
+                                                   wait until no thread is inside a replaced function
+  graft apply --all-of /usr/sbin/server fix.graft --jobs 2 --continue-on-error
+                                                   every process of that binary, a table at the end`,
     )
-    .action((pid: string, patch: string, opts: { dryRun: boolean; json: boolean }) =>
-      run(() => {
-        const result = applyPatch(parsePid(pid), patch, { dryRun: opts.dryRun });
-        printResult(result, opts.json, renderApply);
-      }),
+    .action(
+      (
+        pid: string | undefined,
+        patch: string | undefined,
+        opts: {
+          dryRun: boolean;
+          json: boolean;
+          allOf?: string;
+          jobs: string;
+          continueOnError: boolean;
+          consistency: string;
+          timeout: string;
+        },
+      ) =>
+        run(async () => {
+          const consistency = parseConsistency(opts.consistency);
+          const timeoutMs = parseCount(opts.timeout, "--timeout");
+          if (opts.allOf !== undefined) {
+            const file = patch ?? pid;
+            if (file === undefined || (patch !== undefined && pid !== undefined))
+              throw new GraftError("USAGE", "with --all-of give the patch file alone (no PID)");
+            if (opts.dryRun) throw new GraftError("USAGE", "--dry-run is for one process");
+            const result = await runFleet(
+              opts.allOf,
+              { kind: "apply", patch: file, consistency, timeoutMs },
+              {
+                jobs: parseCount(opts.jobs, "--jobs"),
+                continueOnError: opts.continueOnError,
+                onProgress: progressBar(opts.json, "applying"),
+              },
+            );
+            printResult(result, opts.json, renderFleet);
+            process.exitCode = fleetExitCode(result);
+            return;
+          }
+          if (pid === undefined || patch === undefined)
+            throw new GraftError("USAGE", "give a PID and a patch file (or --all-of BIN PATCH)");
+          const result = applyPatch(parsePid(pid), patch, { dryRun: opts.dryRun, consistency, timeoutMs });
+          printResult(result, opts.json, renderApply);
+        }),
     );
+}
+
+/** `--consistency` value. */
+export function parseConsistency(value: string): Consistency {
+  if (value !== "default" && value !== "quiescent")
+    throw new GraftError("USAGE", `--consistency must be default or quiescent, not ${value}`);
+  return value;
+}
+
+/** A positive integer option. */
+export function parseCount(value: string, name: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new GraftError("USAGE", `${name} must be a positive integer, not ${value}`);
+  return n;
 }

@@ -1,7 +1,11 @@
 import type { Command } from "commander";
+import { GraftError } from "../../core/errors.js";
+import { runFleet } from "../../live/fleet.js";
 import { patchStatus } from "../../live/patch-status.js";
+import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
+import { parseCount } from "./apply.js";
 
 export function registerStatus(
   program: Command,
@@ -13,17 +17,36 @@ export function registerStatus(
     .description(
       "Every patch graft applied to PID, from the journal, checked against the process's own bytes.",
     )
-    .argument("<pid>", "process")
+    .argument("[pid]", "process (omit with --all-of)")
+    .option("--all-of <bin>", "every process that maps BIN (matched by build-id), one row each")
+    .option("-j, --jobs <n>", "with --all-of: processes read at once", "1")
     .option("--json", "print as JSON", false)
     .addHelpText(
       "after",
       `
 Examples:
   graft status 4242
-  graft status $(pidof server) --json | jq '.patches[].sites'`,
+  graft status $(pidof server) --json | jq '.patches[].sites'
+  graft status --all-of /usr/sbin/server       a table: every process of that binary and its patches`,
     )
-    .action((pid: string, opts: { json: boolean }) =>
-      run(() => {
+    .action((pid: string | undefined, opts: { json: boolean; allOf?: string; jobs: string }) =>
+      run(async () => {
+        if (opts.allOf !== undefined) {
+          if (pid !== undefined) throw new GraftError("USAGE", "give a PID or --all-of, not both");
+          const fleet = await runFleet(
+            opts.allOf,
+            { kind: "status" },
+            {
+              jobs: parseCount(opts.jobs, "--jobs"),
+              continueOnError: true,
+              onProgress: progressBar(opts.json, "reading"),
+            },
+          );
+          printResult(fleet, opts.json, renderFleet);
+          process.exitCode = fleetExitCode(fleet);
+          return;
+        }
+        if (pid === undefined) throw new GraftError("USAGE", "give a PID (or --all-of BIN)");
         const result = patchStatus(parsePid(pid));
         printResult(result, opts.json, (r) => {
           if (r.patches.length === 0 && r.retired.length === 0)

@@ -1,0 +1,101 @@
+/**
+ * graft apply/status/revert --all-of on 52 processes of one binary, two worker processes: one runs
+ * from a copy of the binary that was deleted after it started (found through map_files by
+ * build-id), one is killed mid-run — it is reported `gone` and the others go on
+ * (--continue-on-error). Every live process switches to the fix and back, and the status table says so.
+ */
+import { copyFileSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildPatchFile } from "../../../src/live/build-patch-file.js";
+import { runFleet } from "../../../src/live/fleet.js";
+import { buildFixture } from "../../support/fixtures.js";
+import {
+  isAlive,
+  killTarget,
+  type LiveTarget,
+  lastTick,
+  startTarget,
+  waitForTick,
+} from "../../support/live-target.js";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const COUNT = 52;
+let dir: string;
+const started: LiveTarget[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), "graft-fleet-"));
+  process.env.GRAFT_STATE_DIR = join(dir, "state");
+});
+afterAll(() => {
+  for (const t of started) killTarget(t);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("graft --all-of", () => {
+  it(`patches, lists and reverts ${COUNT} processes; a deleted binary is found, a dying process is reported`, async () => {
+    const exe = buildFixture({
+      compiler: "gcc",
+      sources: [join(here, "target.c")],
+      flags: ["-O2"],
+      output: "pie",
+    });
+    const patch = join(dir, "fix.graft");
+    buildPatchFile({ fix: join(here, "fix.c"), target: exe, output: patch });
+    const copy = join(dir, "deleted-copy");
+    copyFileSync(exe, copy);
+    for (let i = 0; i < COUNT; i++)
+      started.push(startTarget(i === 0 ? copy : exe, [], dir, `fleet${i}`, { nice: 5 }));
+    for (const t of started) await waitForTick(t, (k) => k.value === 14, { what: "first tick" });
+    unlinkSync(copy);
+    const pids = started.map((t) => t.pid);
+    const victim = Math.max(...pids);
+
+    let killed = false;
+    const applied = await runFleet(
+      exe,
+      { kind: "apply", patch },
+      {
+        jobs: 2,
+        continueOnError: true,
+        pids,
+        onProgress: (done) => {
+          if (done === 5 && !killed) {
+            killed = true;
+            process.kill(victim, "SIGKILL");
+          }
+        },
+      },
+    );
+    expect(applied.processes.map((p) => p.pid)).toEqual([...pids].sort((a, b) => a - b));
+    const byPid = new Map(applied.processes.map((p) => [p.pid, p]));
+    expect(byPid.get(victim)?.outcome).toBe("gone");
+    const live = started.filter((t) => t.pid !== victim);
+    for (const t of live) {
+      const row = byPid.get(t.pid)!;
+      expect(row.outcome, JSON.stringify(row)).toBe("applied");
+      expect(row.pauseMs).toBeGreaterThan(0);
+      expect(row.privateKiB).toBeTypeOf("number");
+    }
+    expect(applied.summary).toEqual({ applied: COUNT - 1, gone: 1 });
+    for (const t of live)
+      await waitForTick(t, (k) => k.value === 21, { after: lastTick(t), what: "new answers" });
+
+    const status = await runFleet(exe, { kind: "status" }, { pids });
+    expect(status.summary).toEqual({ patched: COUNT - 1 });
+
+    const reverted = await runFleet(exe, { kind: "revert" }, { jobs: 2, pids });
+    expect(reverted.summary).toEqual({ reverted: COUNT - 1 });
+    for (const t of live)
+      await waitForTick(t, (k) => k.value === 14, { after: lastTick(t), what: "old answers" });
+    const after = await runFleet(exe, { kind: "status" }, { pids });
+    expect(after.summary).toEqual({ unpatched: COUNT - 1 });
+    for (const t of live) {
+      expect(isAlive(t.pid)).toBe(true);
+      expect(lastTick(t)?.fields.bad).toBe(0);
+    }
+  });
+});
