@@ -7,7 +7,14 @@ import { openMemory, type ProcessMemory } from "../process/memory.js";
 import { nowNs, sleepSync } from "../process/poll-wait.js";
 import { warmUpSavedPcSearch } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
-import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
+import {
+  injectMmap,
+  injectMprotect,
+  injectMunmap,
+  injectSyscall,
+  MAP,
+  PROT,
+} from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
 import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
@@ -18,6 +25,7 @@ import { type PatchFile, readPatchFile } from "./patch-file.js";
 import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
 import { findBlockingThreads, functionExtent, type GuardedRange } from "./quiescence.js";
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
+import { sharedCodeFile } from "./shared-code-file.js";
 import { lockTarget } from "./target-lock.js";
 import { type ModuleCache, TargetModules } from "./target-modules.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
@@ -132,7 +140,8 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       start: low < target.module.start ? low : target.module.start,
       end: high > target.module.end ? high : target.module.end,
     };
-    const region = findFreeRegionNear(maps, near, layout.size);
+    const region =
+      placeBelowModule(maps, target.module.start, layout.size) ?? findFreeRegionNear(maps, near, layout.size);
     if (region === undefined) {
       throw new RefusedError(
         "SYSCALL_INJECTION_FAILED",
@@ -292,7 +301,10 @@ function withOneThread<T>(pid: number, work: (stopped: StoppedProcess) => T): T 
 /**
  * Map the patch code (R-X; rodata R, data RW) and write it through /proc/PID/mem. Nothing can reach
  * this code until a redirect is written, so only the one thread that runs the injected mmap/mprotect
- * is stopped, briefly; the stop-the-world pause is left with the redirect writes alone.
+ * is stopped, briefly; the stop-the-world pause is left with the redirect writes alone. The code
+ * pages come from a shared file when the process can map it (sharedCodeFile: many processes, one
+ * copy in memory); else, and always for rodata (graft's GOT, different in each process) and data,
+ * from anonymous memory written through /proc/PID/mem.
  */
 function loadCode(
   pid: number,
@@ -301,11 +313,22 @@ function loadCode(
   base: bigint,
   segments: Segments,
 ): void {
+  const textEnd = segments.find((s) => s.kind !== "text")?.offset ?? BigInt(image.length);
+  let privateFrom = 0n;
   withOneThread(pid, (stopped) => {
-    injectMmap(stopped, { addr: base, length: BigInt(image.length), prot: PROT.PROT_READ | PROT.PROT_EXEC });
+    if (textEnd > 0n && mapSharedText(stopped, mem, image.subarray(0, Number(textEnd)), base))
+      privateFrom = textEnd;
     try {
+      if (privateFrom < BigInt(image.length)) {
+        injectMmap(stopped, {
+          addr: base + privateFrom,
+          length: BigInt(image.length) - privateFrom,
+          prot: privateFrom === 0n ? PROT.PROT_READ | PROT.PROT_EXEC : PROT.PROT_READ,
+        });
+      }
       for (const s of segments) {
-        if (s.kind === "rodata") injectMprotect(stopped, base + s.offset, s.size, PROT.PROT_READ);
+        if (s.kind === "rodata" && privateFrom === 0n)
+          injectMprotect(stopped, base + s.offset, s.size, PROT.PROT_READ);
         if (s.kind === "data")
           injectMprotect(stopped, base + s.offset, s.size, PROT.PROT_READ | PROT.PROT_WRITE);
       }
@@ -316,7 +339,8 @@ function loadCode(
   });
   faultPoint("apply:mapped");
   try {
-    mem.write(base, image);
+    if (privateFrom < BigInt(image.length))
+      mem.write(base + privateFrom, image.subarray(Number(privateFrom)));
     if (!Buffer.from(mem.read(base, image.length)).equals(image)) {
       throw new GraftError("MEMORY_ACCESS_FAILED", "patch code did not read back as written", {
         subject: `pid ${pid}`,
@@ -329,6 +353,65 @@ function loadCode(
   faultPoint("apply:loaded");
 }
 
+/** x86-64 system call numbers and flags for opening the shared code file in the target. */
+const SYS_openat = 257;
+const SYS_close = 3;
+const AT_FDCWD = -100;
+const O_RDONLY_CLOEXEC = 0x80000;
+
+/**
+ * Map `text` at `base` from graft's shared code file: the stopped thread opens it (the path written
+ * on its stack, below the red zone, and put back after), mmaps it R-X MAP_PRIVATE, closes it. False,
+ * with nothing left behind, when the target cannot (another mount namespace, a noexec state dir, a
+ * seccomp filter): the caller falls back to anonymous memory.
+ */
+function mapSharedText(stopped: StoppedProcess, mem: ProcessMemory, text: Uint8Array, base: bigint): boolean {
+  let path: string;
+  try {
+    path = sharedCodeFile(text);
+  } catch {
+    return false;
+  }
+  const thread = stopped.threads[0];
+  if (thread === undefined) return false;
+  const name = new TextEncoder().encode(`${path}\0`);
+  const scratch = (thread.regs.rsp - 128n - BigInt(name.length) - 64n) & ~15n;
+  let saved: Uint8Array;
+  try {
+    saved = mem.read(scratch, name.length);
+    mem.write(scratch, name);
+  } catch {
+    return false;
+  }
+  let fd: bigint;
+  try {
+    fd = injectSyscall(stopped, SYS_openat, [AT_FDCWD, scratch, O_RDONLY_CLOEXEC, 0], { tid: thread.tid });
+  } catch {
+    return false;
+  } finally {
+    mem.write(scratch, saved);
+  }
+  try {
+    injectMmap(
+      stopped,
+      {
+        addr: base,
+        length: BigInt(text.length),
+        prot: PROT.PROT_READ | PROT.PROT_EXEC,
+        flags: MAP.MAP_PRIVATE | MAP.MAP_FIXED_NOREPLACE,
+        fd: Number(fd),
+        offset: 0n,
+      },
+      { tid: thread.tid },
+    );
+    return true;
+  } catch {
+    return false;
+  } finally {
+    injectSyscall(stopped, SYS_close, [fd], { tid: thread.tid });
+  }
+}
+
 function unloadCode(pid: number, base: bigint, size: bigint): void {
   withOneThread(pid, (stopped) => injectMunmap(stopped, base, size));
 }
@@ -336,4 +419,19 @@ function unloadCode(pid: number, base: bigint, size: bigint): void {
 function dataOffsetField(elf: PatchFile["elf"], layout: PatchLayout): { dataOffset?: string } {
   const offset = ownDataOffset(elf, layout);
   return offset === undefined ? {} : { dataOffset: hex(offset) };
+}
+
+/**
+ * Right below the module, when that is free: the same place relative to the module in every process
+ * of a binary, so the linked code (PC-relative calls into the module) is byte-identical across them
+ * and one shared code file serves them all (ASLR moves the module, not the distance).
+ */
+function placeBelowModule(
+  maps: readonly { start: bigint; end: bigint }[],
+  moduleStart: bigint,
+  size: bigint,
+): { start: bigint; end: bigint } | undefined {
+  const start = moduleStart - size;
+  if (start < 0x10000n) return undefined;
+  return maps.some((m) => m.start < moduleStart && m.end > start) ? undefined : { start, end: moduleStart };
 }

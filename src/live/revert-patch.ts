@@ -11,6 +11,7 @@ import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { readPatchFile } from "./patch-file.js";
 import { findBlockingThreads, type GuardedRange } from "./quiescence.js";
+import { CODE_FILE_PATTERN } from "./shared-code-file.js";
 import { lockTarget } from "./target-lock.js";
 import { TargetModules } from "./target-modules.js";
 
@@ -339,8 +340,9 @@ function tryUnmap(stopped: StoppedProcess, p: JournalPatch): "unmapped" | "none"
   const end = start + BigInt(p.mapping.size);
   if (end === start) return "none";
   const mapping = findMapping(readMaps(stopped.memoryPid), start);
-  if (mapping === undefined || mapping.start !== start || mapping.path !== "" || !mapping.perms.x)
-    return "none";
+  // Graft's mapping: anonymous, or its shared code file (shared-code-file.ts).
+  const ours = mapping !== undefined && (mapping.path === "" || CODE_FILE_PATTERN.test(mapping.path));
+  if (mapping === undefined || mapping.start !== start || !ours || !mapping.perms.x) return "none";
   // Only the code goes when the fix has constants or data of its own: pointers to them may sit anywhere.
   const codeEnd = p.mapping.dataOffset === undefined ? end : start + BigInt(p.mapping.dataOffset);
   if (findUser(stopped, start, codeEnd) !== undefined) return "busy";

@@ -4,7 +4,7 @@
  * build-id), one is killed mid-run — it is reported `gone` and the others go on
  * (--continue-on-error). Every live process switches to the fix and back, and the status table says so.
  */
-import { copyFileSync, mkdtempSync, rmSync, unlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -81,6 +81,18 @@ describe("graft --all-of", () => {
       expect(row.privateKiB).toBeTypeOf("number");
     }
     expect(applied.summary).toEqual({ applied: COUNT - 1, gone: 1 });
+    // The patch code is one file mapped by every process (placed at the same distance below the
+    // module in each, so the linked bytes are identical), not a private copy each.
+    const codeFiles = new Set(
+      live.map((t) => {
+        const line = readFileSync(`/proc/${t.pid}/maps`, "utf8")
+          .split("\n")
+          .find((l) => /graft-code-[0-9a-f]+\.text$/.test(l));
+        return line?.split(/\s+/).at(-1);
+      }),
+    );
+    expect([...codeFiles]).toHaveLength(1);
+    expect([...codeFiles][0]).toMatch(/graft-code-/);
     for (const t of live)
       await waitForTick(t, (k) => k.value === 21, { after: lastTick(t), what: "new answers" });
 
