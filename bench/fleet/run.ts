@@ -50,7 +50,7 @@ const built = buildPatchFile({ fix: join(scenario, "fix.c"), target: exe, output
 const compute = built.manifest.functions[0]!;
 
 // Start all targets detached from one shell (not our children: see test/support/live-target.ts).
-const script = `for i in $(seq ${N}); do nice -n 5 "$0" >/dev/null 2>&1 </dev/null & echo $!; done`;
+const script = `for i in $(seq ${N}); do nice -n 5 "$0" 1000 >/dev/null 2>&1 </dev/null & echo $!; done`;
 const pids = execFileSync("sh", ["-c", script, exe], { encoding: "utf8", maxBuffer: 1 << 24 })
   .trim()
   .split("\n")
