@@ -65,20 +65,26 @@ export async function runFleet(
     );
   }
   const started = performance.now();
-  const found = findProcessesMapping(buildId).map((p) => p.pid);
-  const pids = options.pids === undefined ? found : found.filter((p) => options.pids!.includes(p));
-  if (pids.length === 0) {
-    throw new GraftError("NO_SUCH_PROCESS", `no process maps a file with build-id ${buildId}`, {
-      subject: binary,
-      hint: "is it running? graft finds processes by the build-id of the file they mapped",
-    });
+  const wanted = Math.max(1, options.jobs ?? 1);
+  // Workers boot (load graft, ~0.3 s of CPU) while this thread looks for the processes.
+  const pool = wanted > 1 ? startWorkers(wanted - 1, op) : [];
+  let rows: FleetProcessResult[];
+  try {
+    const found = findProcessesMapping(buildId).map((p) => p.pid);
+    const only = options.pids === undefined ? undefined : new Set(options.pids);
+    const pids = only === undefined ? found : found.filter((p) => only.has(p));
+    if (pids.length === 0) {
+      throw new GraftError("NO_SUCH_PROCESS", `no process maps a file with build-id ${buildId}`, {
+        subject: binary,
+        hint: "is it running? graft finds processes by the build-id of the file they mapped",
+      });
+    }
+    removeStaleJournals();
+    rows = await runAll(pids, op, { patchFile, moduleCache: new ModuleCache() }, pool, options);
+  } finally {
+    for (const w of pool) if (w.connected) w.disconnect();
   }
-  removeStaleJournals();
-  const jobs = Math.max(1, Math.min(options.jobs ?? 1, pids.length));
-  const rows =
-    jobs === 1
-      ? runHere(pids, op, { patchFile, moduleCache: new ModuleCache() }, options)
-      : await runInWorkers(pids, op, jobs, options);
+  const jobs = pool.length + 1;
   const summary: Record<string, number> = {};
   for (const r of rows) summary[r.outcome] = (summary[r.outcome] ?? 0) + 1;
   return {
@@ -94,29 +100,6 @@ export async function runFleet(
 
 const FAILED = new Set(["failed", "refused", "gone"]);
 
-function runHere(
-  pids: readonly number[],
-  op: FleetOperation,
-  shared: FleetShared,
-  options: FleetOptions,
-): FleetProcessResult[] {
-  return withoutStaleSweep(() => {
-    const rows: FleetProcessResult[] = [];
-    let stop = false;
-    for (const pid of pids) {
-      if (stop) {
-        rows.push({ pid, outcome: "skipped", ms: 0 });
-        continue;
-      }
-      const row = runFleetTarget(pid, op, shared);
-      rows.push(row);
-      if (FAILED.has(row.outcome) && !options.continueOnError) stop = true;
-      options.onProgress?.(rows.length, pids.length);
-    }
-    return rows;
-  });
-}
-
 /** The worker's entry point, beside this file (`.ts` when graft runs from source, through tsx). */
 function workerEntry(): { path: string; execArgv: string[] } {
   const ext = extname(fileURLToPath(import.meta.url));
@@ -124,66 +107,92 @@ function workerEntry(): { path: string; execArgv: string[] } {
   return { path, execArgv: ext === ".ts" ? ["--import", "tsx"] : [] };
 }
 
-function runInWorkers(
+type Worker = ChildProcess & { current?: number };
+
+function startWorkers(count: number, op: FleetOperation): Worker[] {
+  const entry = workerEntry();
+  return Array.from({ length: count }, () => {
+    const w = fork(entry.path, [], {
+      execArgv: entry.execArgv,
+      serialization: "advanced",
+      stdio: ["ignore", "inherit", "inherit", "ipc"],
+    }) as Worker;
+    w.send({ op });
+    return w;
+  });
+}
+
+/**
+ * Work through `pids`: graft's own thread takes one process at a time like each worker does
+ * (`--jobs N` = this thread + N − 1 workers), yielding between processes so the workers' messages
+ * are answered. A worker that dies has its process reported `failed`; the others go on.
+ */
+function runAll(
   pids: readonly number[],
   op: FleetOperation,
-  jobs: number,
+  shared: FleetShared,
+  pool: readonly Worker[],
   options: FleetOptions,
 ): Promise<FleetProcessResult[]> {
-  const entry = workerEntry();
   const rows: FleetProcessResult[] = [];
   const queue = [...pids];
   let stop = false;
-  return new Promise((resolve, reject) => {
-    let live = 0;
+  const take = (): number | undefined => (stop ? undefined : queue.shift());
+  const record = (row: FleetProcessResult): void => {
+    rows.push(row);
+    if (FAILED.has(row.outcome) && !options.continueOnError) stop = true;
+    options.onProgress?.(rows.length, pids.length);
+  };
+  let live = pool.length + 1;
+  return new Promise((resolve) => {
     const finish = (): void => {
-      if (live > 0) return;
+      if (--live > 0) return;
       for (const pid of queue) rows.push({ pid, outcome: "skipped", ms: 0 });
       queue.length = 0;
       resolve(rows);
     };
-    const next = (w: ChildProcess): void => {
-      const pid = stop ? undefined : queue.shift();
-      if (pid === undefined) {
-        w.disconnect();
-        return;
-      }
-      (w as ChildProcess & { current?: number }).current = pid;
-      w.send({ pid });
-    };
-    for (let i = 0; i < jobs; i++) {
-      const w = fork(entry.path, [], {
-        execArgv: entry.execArgv,
-        serialization: "advanced",
-        stdio: ["ignore", "inherit", "inherit", "ipc"],
-      }) as ChildProcess & { current?: number };
-      live++;
-      w.send({ op });
+    for (const w of pool) {
+      const next = (): void => {
+        const pid = take();
+        if (pid === undefined) {
+          w.current = undefined;
+          if (w.connected) w.disconnect();
+          return;
+        }
+        w.current = pid;
+        w.send({ pid });
+      };
       w.on("message", (m: { ready?: boolean; row?: FleetProcessResult }) => {
         if (m.row !== undefined) {
           w.current = undefined;
-          rows.push(m.row);
-          if (FAILED.has(m.row.outcome) && !options.continueOnError) stop = true;
-          options.onProgress?.(rows.length, pids.length);
+          record(m.row);
         }
-        next(w);
+        next();
       });
       w.on("exit", (code, signal) => {
-        live--;
         if (w.current !== undefined) {
-          // The worker died on this process (a bug or an OOM kill): report it, go on with the others.
-          rows.push({
+          // The worker died on this process (a bug, an OOM kill): report it, go on with the others.
+          record({
             pid: w.current,
             outcome: "failed",
             code: "INTERNAL",
             message: `graft worker exited (${signal ?? code}) while on this process`,
             ms: 0,
           });
-          if (!options.continueOnError) stop = true;
         }
         finish();
       });
-      w.on("error", reject);
+      w.on("error", () => {});
     }
+    const local = (): void => {
+      const pid = take();
+      if (pid === undefined) {
+        finish();
+        return;
+      }
+      record(withoutStaleSweep(() => runFleetTarget(pid, op, shared)));
+      setImmediate(local);
+    };
+    setImmediate(local);
   });
 }
