@@ -40,12 +40,23 @@ export {
   type CallSiteResult,
   changeCallSites,
 } from "./live/change-call-sites.js";
+export type { Consistency } from "./live/consistency.js";
+export { type FleetOptions, type FleetResult, runFleet } from "./live/fleet.js";
+export type { FleetOperation, FleetOutcome, FleetProcessResult } from "./live/fleet-target.js";
 export { type PatchFile, readPatchFile } from "./live/patch-file.js";
 export type { ManifestFunction, ManifestWrite, PatchManifest } from "./live/patch-manifest.js";
 export { type PatchStatus, patchStatus, type StatusResult } from "./live/patch-status.js";
 export { type RevertOptions, type RevertResult, revertPatch } from "./live/revert-patch.js";
+export { ModuleCache } from "./live/target-modules.js";
 export { type Mapping, parseMaps, readMaps } from "./process/maps.js";
 export { openMemory, type ProcessMemory, readMemory, writeMemory } from "./process/memory.js";
 export { listModules, type Module } from "./process/modules.js";
 export { StoppedProcess, type StopWindow, stopProcess } from "./process/stop-the-world.js";
 export { injectMmap, injectMprotect, injectMunmap, injectSyscall } from "./process/syscall-inject.js";
+export {
+  type Backtrace,
+  type ModuleLoader,
+  type StackFrame,
+  type UnwindEnd,
+  Unwinder,
+} from "./process/unwind.js";

@@ -8,6 +8,8 @@ export * from "./free-region.js";
 export * from "./maps.js";
 export * from "./memory.js";
 export * from "./modules.js";
+export * from "./private-memory.js";
+export * from "./processes-mapping.js";
 export {
   cont,
   detach,
@@ -45,4 +47,5 @@ export {
 export { releaseStragglers, stragglerCount } from "./stragglers.js";
 export * from "./syscall-inject.js";
 export * from "./threads.js";
+export * from "./unwind.js";
 export * from "./wait-status.js";

@@ -1,5 +1,6 @@
 export * from "./constants.js";
 export * from "./dynamic.js";
+export * from "./eh-frame.js";
 export * from "./elf.js";
 export * from "./elf-file.js";
 export * from "./header.js";
