@@ -137,6 +137,10 @@ class Cursor {
     if ((b & 0x40) !== 0) result -= 1n << shift;
     return result;
   }
+  /** Skip a block (`c.pos += c.uleb()` would add to the position from before the length was read). */
+  skip(n: number): void {
+    this.pos += n;
+  }
   cstring(): string {
     let s = "";
     for (let c = this.u8(); c !== 0; c = this.u8()) s += String.fromCharCode(c);
@@ -462,13 +466,13 @@ function run(
         setCfa(undefined, c.uleb());
         break;
       case 0x0f: // def_cfa_expression
-        c.pos += Number(c.uleb());
+        c.skip(Number(c.uleb()));
         row.cfa = { kind: "expression" };
         break;
       case 0x10: {
         // expression
         const reg = Number(c.uleb());
-        c.pos += Number(c.uleb());
+        c.skip(Number(c.uleb()));
         row.registers.set(reg, { kind: "expression" });
         break;
       }
@@ -497,7 +501,7 @@ function run(
       }
       case 0x16: {
         const reg = Number(c.uleb());
-        c.pos += Number(c.uleb());
+        c.skip(Number(c.uleb()));
         row.registers.set(reg, { kind: "expression" });
         break;
       }
