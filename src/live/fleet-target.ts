@@ -108,6 +108,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
         ...(op.all === undefined ? {} : { all: op.all }),
         ...(op.consistency === undefined ? {} : { consistency: op.consistency }),
         ...(op.timeoutMs === undefined ? {} : { timeoutMs: op.timeoutMs }),
+        moduleCache: shared.moduleCache,
       });
       pauseNs = Math.max(0, ...r.pauses.map((p) => p.windowNs));
       outcome = "reverted";

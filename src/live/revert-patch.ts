@@ -13,7 +13,7 @@ import { readPatchFile } from "./patch-file.js";
 import { findBlockingThreads, type GuardedRange } from "./quiescence.js";
 import { CODE_FILE_PATTERN } from "./shared-code-file.js";
 import { lockTarget } from "./target-lock.js";
-import { TargetModules } from "./target-modules.js";
+import { type ModuleCache, TargetModules } from "./target-modules.js";
 
 export interface RevertOptions {
   /** Patch id (or a prefix), or a patch file; default: the last applied. */
@@ -28,6 +28,8 @@ export interface RevertOptions {
   readonly consistency?: Consistency;
   /** How long `quiescent` keeps retrying before it refuses (default 5000 ms). */
   readonly timeoutMs?: number;
+  /** Parsed modules shared between processes (graft revert --all-of), for unwinding. */
+  readonly moduleCache?: ModuleCache;
 }
 
 export interface RevertedPatch {
@@ -264,7 +266,7 @@ function stopQuiescent(
       };
     });
   const maps = readMaps(pid);
-  const modules = new TargetModules(pid, maps);
+  const modules = new TargetModules(pid, maps, options.moduleCache);
   const deadline = nowNs() + BigInt(options.timeoutMs ?? 5000) * 1_000_000n;
   for (let round = 0; ; round++) {
     const stopped = stopProcess(pid);
