@@ -96,6 +96,12 @@ describe("graft --all-of", () => {
     for (const t of live)
       await waitForTick(t, (k) => k.value === 21, { after: lastTick(t), what: "new answers" });
 
+    // Without --continue-on-error the first failure stops the run: applying again is refused on the
+    // first process (already applied) and every other one is left untouched, reported `skipped`.
+    const again = await runFleet(exe, { kind: "apply", patch }, { pids });
+    expect(again.summary).toEqual({ refused: 1, skipped: COUNT - 2 });
+    expect(again.processes.find((p) => p.outcome === "refused")?.code).toBe("PATCH_ALREADY_APPLIED");
+
     const status = await runFleet(exe, { kind: "status" }, { pids });
     expect(status.summary).toEqual({ patched: COUNT - 1 });
 
