@@ -15,7 +15,7 @@ import { readPatchFile } from "./patch-file.js";
 import { ModuleCache } from "./target-modules.js";
 
 export interface FleetOptions {
-  /** Processes patched at once, each by a worker process of its own (default 1: graft's own thread). */
+  /** Processes worked on at once: graft's own thread and jobs − 1 worker processes (default 1). */
   readonly jobs?: number;
   /** Go on after a process fails (default: stop starting new ones; the rest are `skipped`). */
   readonly continueOnError?: boolean;
@@ -38,9 +38,9 @@ export interface FleetResult {
 
 /**
  * `graft apply|revert|status --all-of BIN`: find every process that maps BIN (by build-id, deleted or
- * replaced files too) and run the operation on each: with `jobs` > 1, in that many worker processes
- * fed one PID at a time; each worker reads the patch and parses each library once for all its
- * processes. A failing process is a row of the result, never an exception.
+ * replaced files too) and run the operation on each: with `jobs` > 1, graft's own thread and
+ * jobs − 1 worker processes take one PID at a time; each reads the patch and parses each library
+ * once for all its processes. A failing process is a row of the result, never an exception.
  */
 export async function runFleet(
   binary: string,

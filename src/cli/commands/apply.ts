@@ -42,7 +42,11 @@ export function registerApply(
     .argument("[patch]", "patch file from graft build")
     .option("-n, --dry-run", "verify and plan, change nothing", false)
     .option("--all-of <bin>", "patch every process that maps BIN (matched by build-id, deleted files too)")
-    .option("-j, --jobs <n>", "with --all-of: processes patched at once, one worker process each", "1")
+    .option(
+      "-j, --jobs <n>",
+      "with --all-of: processes patched at once (graft itself and N-1 worker processes)",
+      "1",
+    )
     .option("--continue-on-error", "with --all-of: go on after a process fails", false)
     .option(
       "--consistency <mode>",

@@ -22,7 +22,11 @@ export function registerRevert(
     .argument("[patch]", "patch id (or prefix) or patch file; default the last applied")
     .option("-a, --all", "revert every patch, last first", false)
     .option("--all-of <bin>", "revert in every process that maps BIN (matched by build-id)")
-    .option("-j, --jobs <n>", "with --all-of: processes reverted at once, one worker process each", "1")
+    .option(
+      "-j, --jobs <n>",
+      "with --all-of: processes reverted at once (graft itself and N-1 worker processes)",
+      "1",
+    )
     .option("--continue-on-error", "with --all-of: go on after a process fails", false)
     .option(
       "--consistency <mode>",
