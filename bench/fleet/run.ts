@@ -67,7 +67,15 @@ try {
   execFileSync("sleep", ["1"]);
   console.log(`${N} processes of ${exe}, ${cpus().length} CPUs, ${JOBS} graft job(s)`);
 
+  // CPU time of graft itself (this process and its reaped workers, user + sys): what the run costs
+  // regardless of how loaded the machine is (wall time here also waits for other work on the CPUs).
+  const cpuSeconds = (): number => {
+    const f = readFileSync("/proc/self/stat", "latin1").split(") ")[1]!.split(" ");
+    return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+  };
+  const cpuBefore = cpuSeconds();
   const applied = await runFleet(exe, { kind: "apply", patch }, { jobs: JOBS, continueOnError: true, pids });
+  const applyCpu = cpuSeconds() - cpuBefore;
   const status = await runFleet(exe, { kind: "status" }, { jobs: JOBS, pids });
   const reverted = await runFleet(exe, { kind: "revert" }, { jobs: JOBS, continueOnError: true, pids });
   const pauses = applied.processes.flatMap((p) => (p.pauseMs === undefined ? [] : [p.pauseMs]));
@@ -111,6 +119,9 @@ try {
   const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
   console.log(
     `apply  --all-of: ${s(applied.totalMs)} total (${JSON.stringify(applied.summary)}), ${(applied.totalMs / N).toFixed(2)} ms/process`,
+  );
+  console.log(
+    `apply CPU time of graft (all jobs, user+sys): ${applyCpu.toFixed(2)} s = ${((applyCpu * 1000) / N).toFixed(2)} ms/process; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
   );
   console.log(`status --all-of: ${s(status.totalMs)} (${JSON.stringify(status.summary)})`);
   console.log(`revert --all-of: ${s(reverted.totalMs)} (${JSON.stringify(reverted.summary)})`);
