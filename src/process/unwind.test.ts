@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -62,14 +62,19 @@ describe("Unwinder", () => {
       const w = openSync(fifo, "w");
       try {
         await waitForOutput(t, /blocked/);
+        // And main is in pause() (x86-64 system call 34), not still on its way there.
+        for (let i = 0; i < 500 && !/^34 /.test(readFileSync(`/proc/${t.pid}/syscall`, "utf8")); i++)
+          await sleep(10);
         const maps = readMaps(t.pid);
         const stopped = stopProcess(t.pid);
         const unwinder = new Unwinder(t.pid, maps);
         let names: string[][];
         let ends: string[];
+        let pcs: Map<number, bigint[]>;
         try {
           const fns = nmFunctions(exe);
           const bts = stopped.threads.map((th) => unwinder.unwind(th.regs));
+          pcs = new Map(stopped.threads.map((th, i) => [th.tid, bts[i]!.frames.map((f) => f.pc)]));
           ends = bts.map((bt) => bt.end);
           names = bts.map((bt) =>
             bt.frames.map((f, i) => {
@@ -93,6 +98,31 @@ describe("Unwinder", () => {
         expect(ends[names.indexOf(worker!)]).toBe("outermost");
         // main waits in pause(): libc → main → libc start code.
         expect(names.some((n) => n.includes("main"))).toBe(true);
+        // gdb, the oracle, on the same stopped state (the worker is still blocked in read()): every
+        // caller's PC it prints is ours, in the same order.
+        const workerTid = [...pcs!.keys()][names.indexOf(worker!)]!;
+        const bt = execFileSync(
+          "gdb",
+          [
+            "-nx",
+            "-batch",
+            "-p",
+            String(t.pid),
+            "-ex",
+            "set backtrace past-main on",
+            "-ex",
+            "thread apply all bt",
+          ],
+          { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] },
+        );
+        const section = bt.split(/^Thread /m).find((x) => x.includes(`(LWP ${workerTid})`));
+        expect(section, bt).toBeDefined();
+        const gdbPcs = [...section!.matchAll(/^#[1-9]\d*\s+0x([0-9a-f]+) in /gm)].map((m) =>
+          BigInt(`0x${m[1]}`),
+        );
+        expect(gdbPcs.length).toBeGreaterThanOrEqual(5);
+        const ours = pcs!.get(workerTid)!;
+        expect(ours.filter((pc) => gdbPcs.includes(pc))).toEqual(gdbPcs);
       } finally {
         closeSync(w);
       }
