@@ -50,13 +50,17 @@ const built = buildPatchFile({ fix: join(scenario, "fix.c"), target: exe, output
 const compute = built.manifest.functions[0]!;
 
 // Start all targets detached from one shell (not our children: see test/support/live-target.ts).
-const script = `for i in $(seq ${N}); do nice -n 5 "$0" 1000 >/dev/null 2>&1 </dev/null & echo $!; done`;
-const pids = execFileSync("sh", ["-c", script, exe], { encoding: "utf8", maxBuffer: 1 << 24 })
+// N for graft's fleet run, plus a sample that gets the patch as a private copy (memory compared on
+// processes patched for the first time: a revert leaves the copied-on-write page of the redirect).
+const script = `for i in $(seq ${N + SAMPLE}); do nice -n 5 "$0" 1000 >/dev/null 2>&1 </dev/null & echo $!; done`;
+const all = execFileSync("sh", ["-c", script, exe], { encoding: "utf8", maxBuffer: 1 << 24 })
   .trim()
   .split("\n")
   .map(Number);
+const pids = all.slice(0, N);
+const sample = all.slice(N);
 const kill = (): void => {
-  for (const p of pids) {
+  for (const p of all) {
     try {
       process.kill(p, "SIGKILL");
     } catch {}
@@ -87,6 +91,15 @@ try {
       return false;
     }
   }).length;
+
+  // Memory without sharing: the same patch as a private anonymous copy in each of a sample.
+  const unshared = await runFleet(
+    exe,
+    { kind: "apply", patch, sharedCode: false },
+    { jobs: JOBS, pids: sample },
+  );
+  await runFleet(exe, { kind: "revert" }, { jobs: JOBS, pids: sample });
+  const privUnshared = unshared.processes.flatMap((p) => (p.privateKiB === undefined ? [] : [p.privateKiB]));
 
   // The peer: gdb -batch per process, the same 5-byte write at compute's entry (bytes already there).
   const bias = (pid: number): bigint => {
@@ -130,6 +143,9 @@ try {
   );
   console.log(
     `private memory gained per process (Private_Dirty): p50 ${quantile(priv, 0.5)} KiB, max ${Math.max(...priv)} KiB`,
+  );
+  console.log(
+    `  the same patch as a private copy in each process (no shared code file, ${sample.length} processes): p50 ${quantile(privUnshared, 0.5)} KiB, max ${Math.max(...privUnshared)} KiB`,
   );
   console.log(`alive after apply+revert: ${alive}/${N}`);
   console.log(

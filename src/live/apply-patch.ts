@@ -43,6 +43,11 @@ export interface ApplyOptions {
   readonly consistency?: Consistency;
   /** How long `quiescent` keeps retrying before it refuses (default 5000 ms). */
   readonly timeoutMs?: number;
+  /**
+   * Map the code from graft's shared code file (default true; shared-code-file.ts); false: a private
+   * anonymous copy, as before sharing existed (bench:fleet measures the difference).
+   */
+  readonly sharedCode?: boolean;
 }
 
 export interface AppliedFunction {
@@ -228,7 +233,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       saveJournal(journal);
     };
     try {
-      loadCode(pid, mem, linked.image, base, layout.segments);
+      loadCode(pid, mem, linked.image, base, layout.segments, options.sharedCode ?? true);
     } catch (e) {
       undoJournal();
       throw e;
@@ -312,11 +317,12 @@ function loadCode(
   image: Uint8Array,
   base: bigint,
   segments: Segments,
+  shared: boolean,
 ): void {
   const textEnd = segments.find((s) => s.kind !== "text")?.offset ?? BigInt(image.length);
   let privateFrom = 0n;
   withOneThread(pid, (stopped) => {
-    if (textEnd > 0n && mapSharedText(stopped, mem, image.subarray(0, Number(textEnd)), base))
+    if (shared && textEnd > 0n && mapSharedText(stopped, mem, image.subarray(0, Number(textEnd)), base))
       privateFrom = textEnd;
     try {
       if (privateFrom < BigInt(image.length)) {

@@ -15,6 +15,8 @@ export type FleetOperation =
       readonly patch: string;
       readonly consistency?: Consistency;
       readonly timeoutMs?: number;
+      /** false: each process gets a private copy of the code (see ApplyOptions.sharedCode). */
+      readonly sharedCode?: boolean;
     }
   | {
       readonly kind: "revert";
@@ -99,6 +101,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
         moduleCache: shared.moduleCache,
         ...(op.consistency === undefined ? {} : { consistency: op.consistency }),
         ...(op.timeoutMs === undefined ? {} : { timeoutMs: op.timeoutMs }),
+        ...(op.sharedCode === undefined ? {} : { sharedCode: op.sharedCode }),
       });
       pauseNs = r.pause?.windowNs ?? 0;
       outcome = "applied";
