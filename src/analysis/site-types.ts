@@ -37,12 +37,21 @@ export interface SledDetail {
   readonly after: number;
   /** Whether the bytes are the NOPs the compiler recorded (false: something rewrote them). */
   readonly verified: boolean;
+  /**
+   * Where the entry's landing pad (endbr64, `bti c`) is: `before-sled` at the entry with the NOPs
+   * after it (the redirect is written after it, so indirect calls still land on it), `after-sled`
+   * behind the NOPs (the entry itself is a NOP). Absent when there is none.
+   */
+  readonly landingPad?: "before-sled" | "after-sled";
 }
 
 export interface FentryDetail {
   readonly kind: "fentry";
-  /** `call` (live -pg -mfentry), `nop` (-mnop-mcount or turned off). */
-  readonly state: "call" | "nop";
+  /**
+   * `call` (live -pg -mfentry), `nop` (-mnop-mcount or turned off), `after-prologue` (plain -pg,
+   * AArch64's only form: the call follows the prologue, so the site is reported but never usable).
+   */
+  readonly state: "call" | "nop" | "after-prologue";
   readonly callee: string | undefined;
   /** Listed in `__mcount_loc` (-mrecord-mcount). */
   readonly recorded: boolean;

@@ -1,5 +1,6 @@
 import { GraftError } from "../core/errors.js";
 import { constantName, EM } from "../formats/elf/constants.js";
+import { aarch64 } from "./aarch64/aarch64.js";
 import type { Arch } from "./arch.js";
 import { x86_64 } from "./x86-64/x86-64.js";
 
@@ -11,10 +12,10 @@ export type {
   RegisterWrites,
   ReturnValueUse,
 } from "./arch.js";
-export { x86_64 };
+export { aarch64, x86_64 };
 
 /** Every arch graft knows, by ELF e_machine. */
-const ARCHES: readonly Arch[] = [x86_64];
+const ARCHES: readonly Arch[] = [x86_64, aarch64];
 
 /** The arch for an ELF `e_machine` value, or `undefined` when graft does not support it. */
 export function archForMachine(eMachine: number): Arch | undefined {
