@@ -40,9 +40,9 @@ export function describeRedirect(arch: Arch, site: RedirectSite): string[] {
   const out: string[] = [];
   if (far === undefined) {
     out.push(`${entryWhat} \`${names.near}\` to the replacement (reach ${formatReach(arch.nearJumpReach)})`);
-    if (d.kind === "sled" && farIsAbsolute && d.before >= arch.farJumpLength)
+    for (const alt of site.alternatives ?? [])
       out.push(
-        `beyond that reach: \`${names.far} replacement\` in the ${d.before} pre-entry NOP bytes at ${hex(site.address)} (${farReach}; x16 is free at a call), and the entry NOP becomes \`${names.short}\` to it`,
+        `beyond that reach: \`${names.far} replacement\` in the ${alt[0]!.room} pre-entry NOP bytes at ${hex(alt[0]!.address)} (${farReach}; x16 is free at a call), and the entry NOP at ${hex(alt[alt.length - 1]!.address)} becomes \`${names.short}\` to it`,
       );
   } else {
     const room =

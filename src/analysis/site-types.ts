@@ -23,6 +23,12 @@ export interface RedirectSite {
   readonly length: number;
   /** How a redirect would be written, when `problems` is empty. */
   readonly writes: readonly RedirectWrite[];
+  /**
+   * Other ways to write it that reach further than `writes` does, when the site has the room: an
+   * AArch64 sled with ≥ 4 NOPs before the entry takes the absolute literal-load jump there and a `b`
+   * to it at the entry, for a replacement beyond `b`'s ±128 MiB. Absent when there are none.
+   */
+  readonly alternatives?: readonly (readonly RedirectWrite[])[];
   /** Why it cannot be used; empty when usable. */
   readonly problems: readonly string[];
   /** Kind-specific facts, for people and JSON. */

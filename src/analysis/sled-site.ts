@@ -71,11 +71,22 @@ export function findSledSite(ctx: SiteContext, record: bigint): RedirectSite {
       ),
     );
   }
+  // Where the far jump is absolute (AArch64's literal load) it reaches further than the entry's own
+  // jump: a sled with room for it before the entry offers that too.
+  const far =
+    problems.length === 0 &&
+    writes.length === 1 &&
+    arch.farJumpLength === arch.absoluteJumpLength &&
+    before >= arch.farJumpLength &&
+    paddingBranchProblems(ctx, record, fn.address).length === 0
+      ? [{ role: "far" as const, address: record, room: before }, writes[0]!]
+      : undefined;
   return {
     kind: "sled",
     address: record < fn.address ? record : entryNops,
     length: before + after,
     writes: problems.length === 0 ? writes : [],
+    ...(far === undefined ? {} : { alternatives: [far] }),
     problems,
     detail: { kind: "sled", before, after, verified, ...(landingPad === undefined ? {} : { landingPad }) },
   };
