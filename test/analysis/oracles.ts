@@ -222,7 +222,7 @@ export function disassemble(file: string): Map<string, DisasmLine[]> {
       continue;
     }
     // AArch64: one 32-bit word per line, printed as a number (`d503201f \tnop`).
-    const w = /^\s*([0-9a-f]+):\t([0-9a-f]{8}) \t(.*)$/.exec(line);
+    const w = /^\s*([0-9a-f]+):\t([0-9a-f]{8})\s+\t(.*)$/.exec(line);
     if (w) lines.push({ address: parseHex(w[1]!), length: 4, text: w[3]!.replace(/\s+\/\/.*$/, "").trim() });
   }
   return out;
