@@ -62,14 +62,19 @@ export function directBranch(
 ): { kind: "jump" | "call" | "cond-jump"; to: bigint } | undefined {
   const top = (word & B_MASK) >>> 0;
   if (top === B_BASE || top === BL_BASE) {
-    const to = address + BigInt(signExtend(word & 0x03ffffff, 26) * 4);
+    const to = pcPlus(address, signExtend(word & 0x03ffffff, 26) * 4);
     return { kind: top === B_BASE ? "jump" : "call", to };
   }
   if ((word & BCOND_MASK) >>> 0 === BCOND_BASE || (word & CB_MASK) >>> 0 === CB_BASE) {
-    return { kind: "cond-jump", to: address + BigInt(signExtend((word >>> 5) & 0x7ffff, 19) * 4) };
+    return { kind: "cond-jump", to: pcPlus(address, signExtend((word >>> 5) & 0x7ffff, 19) * 4) };
   }
   if ((word & TB_MASK) >>> 0 === TB_BASE) {
-    return { kind: "cond-jump", to: address + BigInt(signExtend((word >>> 5) & 0x3fff, 14) * 4) };
+    return { kind: "cond-jump", to: pcPlus(address, signExtend((word >>> 5) & 0x3fff, 14) * 4) };
   }
   return undefined;
+}
+
+/** `address + offset` in the 64-bit address space (wrapping, as the PC does and objdump prints). */
+export function pcPlus(address: bigint, offset: number | bigint): bigint {
+  return BigInt.asUintN(64, address + BigInt(offset));
 }

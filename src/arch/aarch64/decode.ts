@@ -1,5 +1,5 @@
 import type { Instruction, InstructionKind } from "../arch.js";
-import { directBranch, HINT, hintNumber, signExtend, wordAt } from "./a64-word.js";
+import { directBranch, HINT, hintNumber, pcPlus, signExtend, wordAt } from "./a64-word.js";
 
 /**
  * The A64 decoder graft needs for analysis, no more: every word is one 4-byte instruction, so
@@ -76,20 +76,12 @@ export function decodeWord(w: number, address: bigint): Decoded {
       pcRelative: false,
     };
   }
-  // Unconditional branch (register): 1101011 opc op2=11111 op3 Rn op4 [C4.1.65.6].
+  // Unconditional branch (register): 1101011 opc op2=11111 op3 Rn op4 [C4.1.65.6]. op3 is 000000
+  // for the plain forms and 00001M for the pointer-authenticating ones (M picks key A or B); opc
+  // bit 3 gives those a modifier register in op4 (braa x1, x2) instead of zero (braaz x1).
   if ((w & 0xfe000000) >>> 0 === 0xd6000000 && ((w >>> 16) & 0x1f) === 0x1f) {
-    const opc = (w >>> 21) & 0xf;
-    const rn = (w >>> 5) & 0x1f;
-    const pac = ((w >>> 11) & 1) === 1; // op3 bit 1: the pointer-authenticating forms (braa, blraaz, retaa …)
-    if (opc === 0 || opc === 8)
-      return { kind: "indirect-jump", text: `${pac ? "bra" : "br"}\t${X(rn)}`, pcRelative: false };
-    if (opc === 1 || opc === 9)
-      return { kind: "indirect-call", text: `${pac ? "blra" : "blr"}\t${X(rn)}`, pcRelative: false };
-    if (opc === 2) {
-      if (pac) return { kind: "return", text: ((w >>> 10) & 1) === 1 ? "retab" : "retaa", pcRelative: false };
-      return { kind: "return", text: rn === 30 ? "ret" : `ret\t${X(rn)}`, pcRelative: false };
-    }
-    if (opc === 4) return { kind: "return", text: "eret", pcRelative: false };
+    const indirect = registerBranch(w);
+    if (indirect !== undefined) return { ...indirect, pcRelative: false };
   }
   // Exception generation: 11010100 opc imm16 op2 LL [C4.1.65.4]; udf is the all-zero top half.
   if ((w & 0xffe0001f) >>> 0 === 0xd4200000)
@@ -101,7 +93,7 @@ export function decodeWord(w: number, address: bigint): Decoded {
   if ((w & 0x1f000000) === 0x10000000) {
     const imm = signExtend((((w >>> 5) & 0x7ffff) << 2) | ((w >>> 29) & 3), 21);
     const page = (w & 0x80000000) !== 0;
-    const to = page ? (address & ~0xfffn) + BigInt(imm) * 4096n : address + BigInt(imm);
+    const to = page ? pcPlus(address & ~0xfffn, BigInt(imm) * 4096n) : pcPlus(address, imm);
     return {
       kind: "other",
       text: `${page ? "adrp" : "adr"}\t${X(w & 0x1f)}, ${HEX(to)}`,
@@ -111,7 +103,7 @@ export function decodeWord(w: number, address: bigint): Decoded {
   }
   // LDR (literal) and PRFM (literal): opc 011 V 00 imm19 Rt [C6.2.167].
   if ((w & 0x3b000000) === 0x18000000) {
-    const to = address + BigInt(signExtend((w >>> 5) & 0x7ffff, 19) * 4);
+    const to = pcPlus(address, signExtend((w >>> 5) & 0x7ffff, 19) * 4);
     const opc = w >>> 30;
     const simd = ((w >>> 26) & 1) === 1;
     const rt = w & 0x1f;
@@ -125,6 +117,35 @@ export function decodeWord(w: number, address: bigint): Decoded {
     };
   }
   return { kind: "other", text: otherText(w), pcRelative: false };
+}
+
+function registerBranch(w: number): { kind: InstructionKind; text: string } | undefined {
+  const opc = (w >>> 21) & 0xf;
+  const op3 = (w >>> 10) & 0x3f;
+  const rn = (w >>> 5) & 0x1f;
+  const op4 = w & 0x1f;
+  const pac = op3 >>> 1 === 1;
+  if (op3 !== 0 && !pac) return undefined;
+  const key = (op3 & 1) === 1 ? "b" : "a";
+  const withModifier = (opc & 8) !== 0;
+  if (pac && !withModifier && op4 !== 0x1f) return undefined;
+  if (!pac && (withModifier || op4 !== 0)) return undefined;
+  const auth = pac ? `a${key}${withModifier ? "" : "z"}` : "";
+  const operands = `${X(rn)}${withModifier ? `, ${X(op4, true)}` : ""}`;
+  switch (opc & 7) {
+    case 0:
+      return { kind: "indirect-jump", text: `br${auth}\t${operands}` };
+    case 1:
+      return { kind: "indirect-call", text: `blr${auth}\t${operands}` };
+    case 2:
+      if (withModifier) return undefined;
+      if (pac) return rn === 0x1f ? { kind: "return", text: `reta${key}` } : undefined;
+      return { kind: "return", text: rn === 30 ? "ret" : `ret\t${X(rn)}` };
+    case 4:
+      return !withModifier && !pac && rn === 0x1f ? { kind: "return", text: "eret" } : undefined;
+    default:
+      return undefined;
+  }
 }
 
 function branchMnemonic(w: number): string {
@@ -227,13 +248,13 @@ export function decode(bytes: Uint8Array, address: bigint, limit = Number.POSITI
       known.set(rd, { page: d.memoryAddress! });
     } else if ((w & 0xffc00000) >>> 0 === 0x91000000 && base !== undefined && "page" in base) {
       // ADD xd, xn, #imm12 (no shift): page + lo12.
-      d.memoryAddress = base.page + BigInt((w >>> 10) & 0xfff);
+      d.memoryAddress = pcPlus(base.page, (w >>> 10) & 0xfff);
       d.pcRelative = true;
       known.set(rd, { address: d.memoryAddress });
     } else if ((w & 0xbfc00000) >>> 0 === 0xb9400000 && base !== undefined && "page" in base) {
       // LDR xt|wt, [xn, #imm12 × size] (unsigned offset).
       const size = (w & 0x40000000) !== 0 ? 8n : 4n;
-      d.memoryAddress = base.page + BigInt((w >>> 10) & 0xfff) * size;
+      d.memoryAddress = pcPlus(base.page, BigInt((w >>> 10) & 0xfff) * size);
       d.pcRelative = true;
       known.set(rd, { loadedFrom: d.memoryAddress });
     } else if (
