@@ -124,7 +124,11 @@ export interface Arch {
   encodeShortJump(from: bigint, to: bigint): Uint8Array | undefined;
   /** `jmp` from `from` to `to` in `nearJumpLength` bytes, or `undefined` when out of reach. */
   encodeNearJump(from: bigint, to: bigint): Uint8Array | undefined;
-  /** A position-independent jump to any address that clobbers no register, `absoluteJumpLength` bytes. */
+  /**
+   * A position-independent jump to any address, `absoluteJumpLength` bytes. x86: clobbers no register;
+   * A64: clobbers x16 (IP0), which AAPCS64 lets veneers use between a call and its callee, so it is
+   * only valid where a call enters a function.
+   */
   encodeAbsoluteJump(to: bigint): Uint8Array;
   /** Direct `call` from `from` to `to`, or `undefined` when out of reach. */
   encodeNearCall(from: bigint, to: bigint): Uint8Array | undefined;

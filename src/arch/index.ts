@@ -34,3 +34,18 @@ export function getArchForMachine(eMachine: number, subject?: string): Arch {
     hint: `graft reads ${ARCHES.map((a) => a.name).join(", ")} ELF files`,
   });
 }
+
+/** Arches graft can live-patch (AArch64 is analysis only for now). */
+const LIVE_ARCHES: readonly Arch[] = [x86_64];
+
+/**
+ * The arch for live patching a file of machine `eMachine`: like getArchForMachine, but an arch graft
+ * only analyses (AArch64) throws ARCH_UNSUPPORTED, so build/apply/callsite refuse cleanly up front.
+ */
+export function getLiveArchForMachine(eMachine: number, subject?: string): Arch {
+  const arch = getArchForMachine(eMachine, subject);
+  if (LIVE_ARCHES.includes(arch)) return arch;
+  throw new GraftError("ARCH_UNSUPPORTED", `live patching ${arch.name} is not supported yet`, {
+    ...(subject === undefined ? {} : { subject }),
+  });
+}
