@@ -41,8 +41,13 @@ export function findFentrySite(ctx: SiteContext, recorded: boolean): RedirectSit
   };
 }
 
-/** Instructions of prologue searched for a profiler call that plain `-pg` emits after it. */
-const PROLOGUE_LIMIT = 16;
+/**
+ * Instructions of prologue searched for a profiler call that plain `-pg` emits after it: a variadic
+ * function at -O0 saves x1–x7 and q0–q7 first (22–24 instructions with gcc 12 and clang 16).
+ */
+const PROLOGUE_LIMIT = 32;
+/** Bytes that hold PROLOGUE_LIMIT instructions of any arch (15: the longest x86 instruction). */
+const PROLOGUE_BYTES = PROLOGUE_LIMIT * 15;
 
 /**
  * Plain `-pg` (no `-mfentry`, the only form on AArch64) calls `_mcount` after the prologue: gcc
@@ -52,7 +57,7 @@ const PROLOGUE_LIMIT = 16;
  */
 function findLateProfilerCall(ctx: SiteContext, at: bigint): RedirectSite | undefined {
   const { arch, body, endbr } = ctx;
-  const window = body.subarray(endbr, endbr + PROLOGUE_LIMIT * (arch.nearJumpLength + 11));
+  const window = body.subarray(endbr, endbr + PROLOGUE_BYTES);
   for (const insn of arch.decode(window, at, PROLOGUE_LIMIT)) {
     if (insn.kind === "call" || insn.kind === "indirect-call") {
       const callee = baseName(ctx.callTargets.nameOf(insn));

@@ -57,7 +57,7 @@ export function findSledSite(ctx: SiteContext, record: bigint): RedirectSite {
       problems.push(...paddingBranchProblems(ctx, farAt, fn.address));
     } else {
       problems.push(
-        `sled too small to redirect: ${before} NOP byte(s) before and ${after} after the entry, ${free} byte(s) of free padding before it (need ${arch.nearJumpLength} at the entry, or ${arch.shortJumpLength} at the entry and ${arch.farJumpLength} before)`,
+        `sled too small to redirect: ${before} NOP byte(s) before and ${after} after the entry, ${free} byte(s) of free padding before it (need ${arch.nearJumpLength} at the entry${arch.shortJumpLength < arch.nearJumpLength ? `, or ${arch.shortJumpLength} at the entry and ${arch.farJumpLength} before` : ""})`,
       );
     }
   }

@@ -427,7 +427,7 @@ describe.runIf(haveTools).each(CELLS)("graft check on AArch64 sites.c: $name", (
         const lines = s.oracle.instructions();
         const start = s.oracle.indexAt(f.address)!;
         const call = lines
-          .slice(start, start + 16)
+          .slice(start, start + 32)
           .find((l) => /<_mcount(@plt)?>$/.test(l.text) || relocCalls.has(l.address));
         expect({
           name,
