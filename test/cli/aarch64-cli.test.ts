@@ -57,6 +57,16 @@ describe.runIf(hasCommand("aarch64-linux-gnu-gcc"))("graft on AArch64 files", ()
     expect(r.stdout).toMatch(/, aarch64, build-id [0-9a-f]+/);
   });
 
+  test("check --explain prints under each function how it is redirected and why other kinds fail", () => {
+    const r = graft("check", pie, "-f", "leaf_add", "--explain");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(
+      /\n +how: the sled's first NOP bytes at 0x[0-9a-f]+ become `b` to the replacement \(reach ±128 MiB\)\n/,
+    );
+    expect(r.stdout).toMatch(/\n +how: the landing pad at the entry .* stays/);
+    expect(r.stdout).toMatch(/\n +not: fentry: /);
+  });
+
   test("build refuses an aarch64 target with ARCH_UNSUPPORTED, one error line", () => {
     const fix = join(tmp, "fix.c");
     writeFileSync(fix, "int leaf_add(int a, int b) { return a + b; }\n");
