@@ -78,4 +78,11 @@ describe.runIf(hasCommand("aarch64-linux-gnu-gcc"))("graft on AArch64 files", ()
     const j = graft("build", fix, "--target", pie, "-o", join(tmp, "p.graft"), "--json");
     expect(JSON.parse(j.stdout)).toMatchObject({ error: { code: "ARCH_UNSUPPORTED" } });
   });
+
+  test("calls (call sites judged for live rewriting) refuses an aarch64 file the same way, naming it", () => {
+    const r = graft("calls", pie, "--json");
+    expect(r.status).not.toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: "ARCH_UNSUPPORTED" } });
+    expect(graft("calls", pie).stderr).toContain(pie);
+  });
 });
