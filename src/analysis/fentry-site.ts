@@ -43,7 +43,7 @@ export function findFentrySite(ctx: SiteContext, recorded: boolean): RedirectSit
 
 /**
  * Instructions of prologue searched for a profiler call that plain `-pg` emits after it: a variadic
- * function at -O0 saves x1–x7 and q0–q7 first (22–24 instructions with gcc 12 and clang 16).
+ * function at -O0 saves x1–x7 and q0–q7 first (22–24 instructions with gcc 12 and clang 14).
  */
 const PROLOGUE_LIMIT = 32;
 /** Bytes that hold PROLOGUE_LIMIT instructions of any arch (15: the longest x86 instruction). */

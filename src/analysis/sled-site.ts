@@ -33,7 +33,7 @@ export function findSledSite(ctx: SiteContext, record: bigint): RedirectSite {
   }
   // With M = 0 the record may point at the entry or just after endbr64.
   const after = nopRun(arch, body, endbr);
-  // gcc 12 and clang 16 put `bti c` first and the sled after it; a sled placed before the landing pad
+  // gcc 12 and clang 14 put `bti c` first and the sled after it; a sled placed before the landing pad
   // (what older compilers did, and hand-written code may do) makes the entry itself a NOP.
   const landingPad =
     endbr > 0 ? "before-sled" : after > 0 && arch.endbrLength(body, after) > 0 ? "after-sled" : undefined;
