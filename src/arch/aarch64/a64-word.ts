@@ -1,6 +1,6 @@
 /**
  * A64 instruction words: every A64 instruction is one little-endian 32-bit word, 4-byte aligned
- * [Arm ARM C1.2]. The bit-field helpers and the handful of fixed encodings analysis needs.
+ * [Arm ARM, "A64 instruction set encoding"]. The bit-field helpers and the handful of fixed encodings analysis needs.
  */
 
 /** The word at `bytes[offset]`, or `undefined` when fewer than 4 bytes remain. */
@@ -18,12 +18,12 @@ export function signExtend(value: number, bits: number): number {
   return (value << shift) >> shift;
 }
 
-/** `NOP` [Arm ARM C6.2.238]: HINT #0. */
+/** `NOP` [Arm ARM, "NOP"]: HINT #0. */
 export const NOP = 0xd503201f;
-/** HINT #imm: `1101 0101 0000 0011 0010 CRm op2 11111`; imm = CRm:op2 [C6.2.126]. */
+/** HINT #imm: `1101 0101 0000 0011 0010 CRm op2 11111`; imm = CRm:op2 [Arm ARM, "HINT"]. */
 export const HINT_MASK = 0xfffff01f;
 export const HINT_BASE = 0xd503201f;
-/** HINT numbers of the landing pads and return-address signing compilers emit at entries [C6.2.35, C6.2.203]. */
+/** HINT numbers of the landing pads and return-address signing compilers emit at entries [Arm ARM, "BTI", "PACIA"]. */
 export const HINT = {
   PACIAZ: 24,
   PACIASP: 25,
@@ -44,7 +44,7 @@ export function hintNumber(word: number): number {
   return (word & HINT_MASK) >>> 0 === HINT_BASE ? (word >>> 5) & 0x7f : -1;
 }
 
-/** Direct branches and their immediates [C4.1.65 "Branches, Exception Generating and System instructions"]. */
+/** Direct branches and their immediates [Arm ARM, "Branches, Exception Generating and System instructions"]. */
 export const B_MASK = 0xfc000000; // B / BL: op 00101 / 10101, imm26
 export const B_BASE = 0x14000000;
 export const BL_BASE = 0x94000000;

@@ -16,7 +16,7 @@ import { scanBranches } from "./scan-branches.js";
 const EM_AARCH64 = 183;
 
 /**
- * Caller-saved under AAPCS64 [6.1.1, 6.1.2]: x0–x18 (x16/x17 are IP0/IP1, x18 the platform register,
+ * Caller-saved under AAPCS64 ["General-purpose Registers", "SIMD and Floating-Point Registers"]: x0–x18 (x16/x17 are IP0/IP1, x18 the platform register,
  * temporary on Linux), the link register x30 (every call writes it), v0–v7 and v16–v31 (v8–v15 keep
  * only their low 64 bits across calls, so their upper halves are clobbered too), and NZCV.
  */

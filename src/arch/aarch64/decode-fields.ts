@@ -34,7 +34,7 @@ const field = (mask: number, role: A64Field["role"]): A64Field => ({
   role,
 });
 
-/** Bits of the offset or constant in `word`, by class [Arm ARM C4.1]; `[]` for none. */
+/** Bits of the offset or constant in `word`, by class [Arm ARM, "A64 instruction set encoding"]; `[]` for none. */
 export function fieldsOfWord(word: number, pairedLow: boolean): A64Field[] {
   const w = word >>> 0;
   if ((w & 0x7c000000) >>> 0 === 0x14000000) return [field(0x03ffffff, "branch")]; // B, BL: imm26

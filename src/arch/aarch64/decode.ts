@@ -76,20 +76,20 @@ export function decodeWord(w: number, address: bigint): Decoded {
       pcRelative: false,
     };
   }
-  // Unconditional branch (register): 1101011 opc op2=11111 op3 Rn op4 [C4.1.65.6]. op3 is 000000
+  // Unconditional branch (register): 1101011 opc op2=11111 op3 Rn op4 [Arm ARM, "Unconditional branch (register)"]. op3 is 000000
   // for the plain forms and 00001M for the pointer-authenticating ones (M picks key A or B); opc
   // bit 3 gives those a modifier register in op4 (braa x1, x2) instead of zero (braaz x1).
   if ((w & 0xfe000000) >>> 0 === 0xd6000000 && ((w >>> 16) & 0x1f) === 0x1f) {
     const indirect = registerBranch(w);
     if (indirect !== undefined) return { ...indirect, pcRelative: false };
   }
-  // Exception generation: 11010100 opc imm16 op2 LL [C4.1.65.4]; udf is the all-zero top half.
+  // Exception generation: 11010100 opc imm16 op2 LL [Arm ARM, "Exception generation"]; udf is the all-zero top half.
   if ((w & 0xffe0001f) >>> 0 === 0xd4200000)
     return { kind: "trap", text: `brk\t#${HEX((w >>> 5) & 0xffff)}`, pcRelative: false };
   if ((w & 0xffe0001f) >>> 0 === 0xd4400000)
     return { kind: "trap", text: `hlt\t#${HEX((w >>> 5) & 0xffff)}`, pcRelative: false };
   if ((w & 0xffff0000) >>> 0 === 0) return { kind: "trap", text: `udf\t#${w & 0xffff}`, pcRelative: false };
-  // ADR / ADRP: op immlo 10000 immhi Rd [C6.2.10, C6.2.11].
+  // ADR / ADRP: op immlo 10000 immhi Rd [Arm ARM, "ADR", "ADRP"].
   if ((w & 0x1f000000) === 0x10000000) {
     const imm = signExtend((((w >>> 5) & 0x7ffff) << 2) | ((w >>> 29) & 3), 21);
     const page = (w & 0x80000000) !== 0;
@@ -101,7 +101,7 @@ export function decodeWord(w: number, address: bigint): Decoded {
       pcRelative: true,
     };
   }
-  // LDR (literal) and PRFM (literal): opc 011 V 00 imm19 Rt [C6.2.167].
+  // LDR (literal) and PRFM (literal): opc 011 V 00 imm19 Rt [Arm ARM, "LDR (literal)"].
   if ((w & 0x3b000000) === 0x18000000) {
     const to = pcPlus(address, signExtend((w >>> 5) & 0x7ffff, 19) * 4);
     const opc = w >>> 30;

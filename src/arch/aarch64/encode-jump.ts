@@ -4,7 +4,7 @@ import { B_BASE, BL_BASE } from "./a64-word.js";
 export const BRANCH_LENGTH = 4;
 /** Bytes in `ldr x16, #8; br x16; .quad target`. */
 export const ABSOLUTE_JUMP_LENGTH = 16;
-/** `b`/`bl` reach: imm26 words either way, ±128 MiB [Arm ARM C6.2.26]. */
+/** `b`/`bl` reach: imm26 words either way, ±128 MiB [Arm ARM, "B"]. */
 export const BRANCH_REACH = 1n << 27n;
 
 const UINT64_MAX = 2n ** 64n - 1n;
@@ -22,9 +22,9 @@ export function encodeBranchLink(from: bigint, to: bigint): Uint8Array | undefin
 /**
  * `ldr x16, .+8; br x16; .quad to`: reaches any address and is position independent, as the
  * linkers' long-branch veneers are. It clobbers x16 (IP0), which the AAPCS64 gives to veneers
- * between a call and its callee [AAPCS64 6.1.1], so it is only valid where a call enters a
+ * between a call and its callee [AAPCS64, "General-purpose Registers"], so it is only valid where a call enters a
  * function. `br x16` may land on `bti c` or `paciasp` in a guarded page (BTYPE 01 is accepted by
- * both [Arm ARM D8.4.2]), so any function entry is a valid destination. The literal is data: nothing
+ * both [Arm ARM, "Branch Target Identification"]), so any function entry is a valid destination. The literal is data: nothing
  * may fall into it. Throws RangeError for an address outside 0..2^64-1.
  */
 export function encodeAbsoluteJump(to: bigint): Uint8Array {

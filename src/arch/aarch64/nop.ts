@@ -14,7 +14,7 @@ export function nopLength(bytes: Uint8Array, offset: number): number {
 
 /**
  * 4 when the word at `bytes[offset]` is a BTI landing pad (`bti`, `bti c`, `bti j`, `bti jc`), else 0.
- * It plays endbr64's part: an indirect branch into a guarded page must land on one [Arm ARM D8.4.1],
+ * It plays endbr64's part: an indirect branch into a guarded page must land on one [Arm ARM, "Branch Target Identification"],
  * so a redirect is written after it. `paciasp`/`pacibsp` are implicit `bti c` pads too, but they
  * are the prologue's return-address signing, which the replacement does for itself; see
  * `isImplicitLandingPad`.
@@ -26,7 +26,7 @@ export function endbrLength(bytes: Uint8Array, offset: number): number {
     : 0;
 }
 
-/** `paciasp`/`pacibsp` at `offset`: a landing pad for BLR and BR x16/x17 in a guarded page [Arm ARM D8.4.2]. */
+/** `paciasp`/`pacibsp` at `offset`: a landing pad for BLR and BR x16/x17 in a guarded page [Arm ARM, "Branch Target Identification"]. */
 export function isImplicitLandingPad(bytes: Uint8Array, offset: number): boolean {
   const hint = hintNumber(wordAt(bytes, offset) ?? 0);
   return hint === HINT.PACIASP || hint === HINT.PACIBSP;

@@ -170,7 +170,7 @@ export const R_X86_64 = {
 } as const;
 
 /**
- * AArch64 relocation types [ELF for the Arm 64-bit Architecture (AAELF64), 5.7]. Unlike x86-64, the
+ * AArch64 relocation types [ELF for the Arm 64-bit Architecture (AAELF64), "Relocation types"]. Unlike x86-64, the
  * r_offset of an instruction relocation is the instruction itself (the whole 4-byte word), and a
  * branch lands at S + A (no PC bias).
  */

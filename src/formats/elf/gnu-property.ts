@@ -2,7 +2,7 @@ import type { ElfNote } from "./notes.js";
 
 /** NT_GNU_PROPERTY_TYPE_0 [Linux Extensions to gABI, "Program Property"]. */
 export const NT_GNU_PROPERTY_TYPE_0 = 5;
-/** GNU_PROPERTY_AARCH64_FEATURE_1_AND and its bits [ELF for the Arm 64-bit Architecture, 6.1]. */
+/** GNU_PROPERTY_AARCH64_FEATURE_1_AND and its bits [ELF for the Arm 64-bit Architecture (AAELF64), "Program Property"]. */
 export const GNU_PROPERTY_AARCH64_FEATURE_1_AND = 0xc0000000;
 export const GNU_PROPERTY_AARCH64_FEATURE_1_BTI = 1;
 export const GNU_PROPERTY_AARCH64_FEATURE_1_PAC = 2;
