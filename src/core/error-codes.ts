@@ -58,6 +58,10 @@ export const ERROR_CODES = {
     message: "symbol is ambiguous in the target",
     hint: "qualify it as name@file.c",
   },
+  ARCH_UNSUPPORTED: {
+    message: "not supported on this architecture yet",
+    hint: "AArch64 files can be analysed (graft check); live patching is x86-64 only for now",
+  },
   UNSUPPORTED_RELOCATION: {
     message: "relocation type not supported",
     hint: "rebuild the fix without TLS or exotic code models",

@@ -1,4 +1,4 @@
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, ProcessError, RefusedError } from "../core/errors.js";
 import { bytesFromHex, hex, hexString } from "../core/hex.js";
 import { findFreeRegionNear } from "../process/free-region.js";
@@ -61,7 +61,7 @@ export interface ApplyResult {
 export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
   const patch = readPatchFile(patchPath);
   const m = patch.manifest;
-  const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
+  const arch = getLiveArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
   try {

@@ -8,7 +8,7 @@ import { ClobberedRegisters } from "../analysis/clobbered-registers.js";
 import { listFunctions } from "../analysis/functions.js";
 import { SymbolIndex } from "../analysis/symbol-index.js";
 import type { Arch } from "../arch/arch.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, RefusedError } from "../core/errors.js";
 import { hex, hexString } from "../core/hex.js";
 import { R_X86_64, SHN, STB, STT } from "../formats/elf/constants.js";
@@ -91,7 +91,7 @@ export function buildPatchFile(options: BuildPatchOptions): BuiltPatch {
       },
     );
   }
-  const arch = getArchForMachine(target.header.e_machine, options.target);
+  const arch = getLiveArchForMachine(target.header.e_machine, options.target);
   const compiler = options.compiler ?? compilerOf(target);
   const dir = mkdtempSync(join(tmpdir(), "graft-build-"));
   try {

@@ -5,7 +5,7 @@ import { listFunctions } from "../analysis/functions.js";
 import { type CallSite, listCallSites } from "../analysis/list-call-sites.js";
 import { SymbolIndex } from "../analysis/symbol-index.js";
 import type { Arch } from "../arch/arch.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, RefusedError } from "../core/errors.js";
 import { hex, hexString } from "../core/hex.js";
 import { STT } from "../formats/elf/constants.js";
@@ -269,7 +269,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     }
     const modules = new TargetModules(pid, readMaps(pid));
     const loaded = pickModule(pid, modules, request.module);
-    const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+    const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
     const sites = selectSites(loaded, arch, request, pid);
     const action = request.action;
     // Only a retarget needs what functions clobber (a second listFunctions: not worth it for a NOP).
@@ -453,7 +453,7 @@ function restoreCallSites(pid: number, request: CallSiteRequest): CallSiteResult
     const journal = loadJournal(pid);
     const modules = new TargetModules(pid, readMaps(pid));
     const loaded = pickModule(pid, modules, request.module);
-    const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+    const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
     const sites = selectSites(loaded, arch, request, pid);
     const perSite = sites.map((site) => {
       const runtime = site.address + loaded.bias;

@@ -25,6 +25,10 @@ export const x86_64: Arch = {
   absoluteJumpLength: ABSOLUTE_JUMP_LENGTH,
   nearJumpLength: NEAR_JUMP_LENGTH,
   shortJumpLength: SHORT_JUMP_LENGTH,
+  shortJumpBackReach: BigInt(128 - SHORT_JUMP_LENGTH), // rel8 counts from the jump's end
+  nearJumpReach: 1n << 31n,
+  farJumpLength: NEAR_JUMP_LENGTH,
+  jumpNames: { short: "jmp rel8", near: "jmp rel32", far: "jmp rel32" },
   callerSavedRegisters: CALLER_SAVED,
   trapByte: 0xcc, // int3: GCC/LLD fill between functions with it (lld -z, `-mpad` off) or NOPs
   decode,
@@ -32,6 +36,7 @@ export const x86_64: Arch = {
   scanBranches,
   nopLength,
   endbrLength,
+  isImplicitLandingPad: () => false,
   nopFill,
   encodeShortJump,
   encodeNearJump,
