@@ -124,9 +124,11 @@ export function dwarfdumpRanges(file: string): Map<number, { low: bigint; high: 
       continue;
     }
     const list = (): { low: bigint; high: bigint }[] => {
-      let l = out.get(offset);
-      if (l === undefined) out.set(offset, (l = []));
-      return l;
+      const known = out.get(offset);
+      if (known !== undefined) return known;
+      const fresh: { low: bigint; high: bigint }[] = [];
+      out.set(offset, fresh);
+      return fresh;
     };
     const lp = /DW_AT_low_pc\s+\(0x([0-9a-f]+)\)/.exec(line);
     if (lp !== null) {
