@@ -138,7 +138,8 @@ export function unitFunctions(unit: Unit): UnitFunctions {
 /** The nearest enclosing DIE that is the subprogram or one of its inlined copies. */
 function container(parents: readonly number[], builders: ReadonlyMap<number, Builder>, j: number): number {
   let p = parents[j]!;
-  while (!builders.has(p)) p = parents[p]!;
+  // Every DIE between a subprogram and its end descends from it, so this stops there at the latest.
+  while (p >= 0 && !builders.has(p)) p = parents[p]!;
   return p;
 }
 
