@@ -47,114 +47,118 @@ export interface FormContext {
 }
 
 /**
- * Decode one attribute value at the cursor. strx/addrx forms come back as `strx`/`addrx` indexes:
- * the bases that give them meaning are attributes of the unit DIE itself, possibly after them.
+ * Decode one attribute (DW_AT `at`, DW_FORM `form`) at the cursor. strx/addrx forms come back as
+ * `strx`/`addrx` indexes: the bases that give them meaning are attributes of the unit DIE itself,
+ * possibly after them. One object per attribute: DIE walks decode hundreds of thousands.
  */
-export function readAttributeValue(
+export function readAttribute(
   c: DwarfCursor,
+  at: number,
   form: number,
   implicitConst: bigint,
   ctx: FormContext,
-): AttributeValue {
+): Attribute {
   const F = DW_FORM;
   switch (form) {
     case F.DW_FORM_addr:
-      return { class: "address", value: c.sized(ctx.addressSize, "DW_FORM_addr") };
+      return { at, form, class: "address", value: c.sized(ctx.addressSize, "DW_FORM_addr") };
     case F.DW_FORM_data1:
-      return { class: "constant", value: BigInt(c.u8("DW_FORM_data1")) };
+      return { at, form, class: "constant", value: BigInt(c.u8("DW_FORM_data1")) };
     case F.DW_FORM_data2:
-      return { class: "constant", value: BigInt(c.u16("DW_FORM_data2")) };
+      return { at, form, class: "constant", value: BigInt(c.u16("DW_FORM_data2")) };
     case F.DW_FORM_data4:
-      return { class: "constant", value: BigInt(c.u32("DW_FORM_data4")) };
+      return { at, form, class: "constant", value: BigInt(c.u32("DW_FORM_data4")) };
     case F.DW_FORM_data8:
-      return { class: "constant", value: c.u64("DW_FORM_data8") };
+      return { at, form, class: "constant", value: c.u64("DW_FORM_data8") };
     case F.DW_FORM_data16:
-      return { class: "block", value: c.block(16, "DW_FORM_data16") };
+      return { at, form, class: "block", value: c.block(16, "DW_FORM_data16") };
     case F.DW_FORM_udata:
-      return { class: "constant", value: c.ulebBig("DW_FORM_udata") };
+      return { at, form, class: "constant", value: c.ulebBig("DW_FORM_udata") };
     case F.DW_FORM_sdata:
-      return { class: "constant", value: c.sleb("DW_FORM_sdata") };
+      return { at, form, class: "constant", value: c.sleb("DW_FORM_sdata") };
     case F.DW_FORM_implicit_const:
-      return { class: "constant", value: implicitConst };
+      return { at, form, class: "constant", value: implicitConst };
     case F.DW_FORM_flag:
-      return { class: "flag", value: c.u8("DW_FORM_flag") !== 0 };
+      return { at, form, class: "flag", value: c.u8("DW_FORM_flag") !== 0 };
     case F.DW_FORM_flag_present:
-      return { class: "flag", value: true };
+      return { at, form, class: "flag", value: true };
     case F.DW_FORM_string:
-      return { class: "string", value: c.cstring("DW_FORM_string") };
+      return { at, form, class: "string", value: c.cstring("DW_FORM_string") };
     case F.DW_FORM_strp:
-      return { class: "string", value: ctx.strp(c.sized(ctx.offsetSize, "DW_FORM_strp")) };
+      return { at, form, class: "string", value: ctx.strp(c.sized(ctx.offsetSize, "DW_FORM_strp")) };
     case F.DW_FORM_line_strp:
-      return { class: "string", value: ctx.lineStrp(c.sized(ctx.offsetSize, "DW_FORM_line_strp")) };
+      return { at, form, class: "string", value: ctx.lineStrp(c.sized(ctx.offsetSize, "DW_FORM_line_strp")) };
     case F.DW_FORM_strx:
     case F.DW_FORM_GNU_str_index:
-      return { class: "strx", value: c.ulebBig("DW_FORM_strx") };
+      return { at, form, class: "strx", value: c.ulebBig("DW_FORM_strx") };
     case F.DW_FORM_strx1:
-      return { class: "strx", value: BigInt(c.u8("DW_FORM_strx1")) };
+      return { at, form, class: "strx", value: BigInt(c.u8("DW_FORM_strx1")) };
     case F.DW_FORM_strx2:
-      return { class: "strx", value: BigInt(c.u16("DW_FORM_strx2")) };
+      return { at, form, class: "strx", value: BigInt(c.u16("DW_FORM_strx2")) };
     case F.DW_FORM_strx3:
-      return { class: "strx", value: BigInt(c.u24("DW_FORM_strx3")) };
+      return { at, form, class: "strx", value: BigInt(c.u24("DW_FORM_strx3")) };
     case F.DW_FORM_strx4:
-      return { class: "strx", value: BigInt(c.u32("DW_FORM_strx4")) };
+      return { at, form, class: "strx", value: BigInt(c.u32("DW_FORM_strx4")) };
     case F.DW_FORM_addrx:
     case F.DW_FORM_GNU_addr_index:
-      return { class: "addrx", value: c.ulebBig("DW_FORM_addrx") };
+      return { at, form, class: "addrx", value: c.ulebBig("DW_FORM_addrx") };
     case F.DW_FORM_addrx1:
-      return { class: "addrx", value: BigInt(c.u8("DW_FORM_addrx1")) };
+      return { at, form, class: "addrx", value: BigInt(c.u8("DW_FORM_addrx1")) };
     case F.DW_FORM_addrx2:
-      return { class: "addrx", value: BigInt(c.u16("DW_FORM_addrx2")) };
+      return { at, form, class: "addrx", value: BigInt(c.u16("DW_FORM_addrx2")) };
     case F.DW_FORM_addrx3:
-      return { class: "addrx", value: BigInt(c.u24("DW_FORM_addrx3")) };
+      return { at, form, class: "addrx", value: BigInt(c.u24("DW_FORM_addrx3")) };
     case F.DW_FORM_addrx4:
-      return { class: "addrx", value: BigInt(c.u32("DW_FORM_addrx4")) };
+      return { at, form, class: "addrx", value: BigInt(c.u32("DW_FORM_addrx4")) };
     case F.DW_FORM_ref1:
-      return { class: "reference", value: BigInt(ctx.unitOffset + c.u8("DW_FORM_ref1")) };
+      return { at, form, class: "reference", value: BigInt(ctx.unitOffset + c.u8("DW_FORM_ref1")) };
     case F.DW_FORM_ref2:
-      return { class: "reference", value: BigInt(ctx.unitOffset + c.u16("DW_FORM_ref2")) };
+      return { at, form, class: "reference", value: BigInt(ctx.unitOffset + c.u16("DW_FORM_ref2")) };
     case F.DW_FORM_ref4:
-      return { class: "reference", value: BigInt(ctx.unitOffset + c.u32("DW_FORM_ref4")) };
+      return { at, form, class: "reference", value: BigInt(ctx.unitOffset + c.u32("DW_FORM_ref4")) };
     case F.DW_FORM_ref8:
-      return { class: "reference", value: BigInt(ctx.unitOffset) + c.u64("DW_FORM_ref8") };
+      return { at, form, class: "reference", value: BigInt(ctx.unitOffset) + c.u64("DW_FORM_ref8") };
     case F.DW_FORM_ref_udata:
-      return { class: "reference", value: BigInt(ctx.unitOffset) + c.ulebBig("DW_FORM_ref_udata") };
+      return { at, form, class: "reference", value: BigInt(ctx.unitOffset) + c.ulebBig("DW_FORM_ref_udata") };
     case F.DW_FORM_ref_addr:
       // DWARF 2 sized it like an address; from DWARF 3 on it is an offset [DWARF5 7.5.5 "reference"].
       return {
+        at,
+        form,
         class: "reference",
         value: c.sized(ctx.version <= 2 ? ctx.addressSize : ctx.offsetSize, "DW_FORM_ref_addr"),
       };
     case F.DW_FORM_ref_sig8:
-      return { class: "signature", value: c.u64("DW_FORM_ref_sig8") };
+      return { at, form, class: "signature", value: c.u64("DW_FORM_ref_sig8") };
     case F.DW_FORM_sec_offset:
-      return { class: "offset", value: c.sized(ctx.offsetSize, "DW_FORM_sec_offset") };
+      return { at, form, class: "offset", value: c.sized(ctx.offsetSize, "DW_FORM_sec_offset") };
     case F.DW_FORM_rnglistx:
-      return { class: "rnglistx", value: c.ulebBig("DW_FORM_rnglistx") };
+      return { at, form, class: "rnglistx", value: c.ulebBig("DW_FORM_rnglistx") };
     case F.DW_FORM_loclistx:
-      return { class: "loclistx", value: c.ulebBig("DW_FORM_loclistx") };
+      return { at, form, class: "loclistx", value: c.ulebBig("DW_FORM_loclistx") };
     case F.DW_FORM_exprloc:
     case F.DW_FORM_block:
-      return { class: "block", value: c.block(c.ulebBig("block length"), "DW_FORM_block/exprloc") };
+      return { at, form, class: "block", value: c.block(c.ulebBig("block length"), "DW_FORM_block/exprloc") };
     case F.DW_FORM_block1:
-      return { class: "block", value: c.block(c.u8("DW_FORM_block1 length"), "DW_FORM_block1") };
+      return { at, form, class: "block", value: c.block(c.u8("DW_FORM_block1 length"), "DW_FORM_block1") };
     case F.DW_FORM_block2:
-      return { class: "block", value: c.block(c.u16("DW_FORM_block2 length"), "DW_FORM_block2") };
+      return { at, form, class: "block", value: c.block(c.u16("DW_FORM_block2 length"), "DW_FORM_block2") };
     case F.DW_FORM_block4:
-      return { class: "block", value: c.block(c.u32("DW_FORM_block4 length"), "DW_FORM_block4") };
+      return { at, form, class: "block", value: c.block(c.u32("DW_FORM_block4 length"), "DW_FORM_block4") };
     case F.DW_FORM_ref_sup4:
-      return { class: "supplementary", value: BigInt(c.u32("DW_FORM_ref_sup4")) };
+      return { at, form, class: "supplementary", value: BigInt(c.u32("DW_FORM_ref_sup4")) };
     case F.DW_FORM_ref_sup8:
-      return { class: "supplementary", value: c.u64("DW_FORM_ref_sup8") };
+      return { at, form, class: "supplementary", value: c.u64("DW_FORM_ref_sup8") };
     case F.DW_FORM_strp_sup:
     case F.DW_FORM_GNU_ref_alt:
     case F.DW_FORM_GNU_strp_alt:
-      return { class: "supplementary", value: c.sized(ctx.offsetSize, "supplementary offset") };
+      return { at, form, class: "supplementary", value: c.sized(ctx.offsetSize, "supplementary offset") };
     case F.DW_FORM_indirect: {
       const start = c.pos;
       const actual = c.uleb("DW_FORM_indirect form");
       if (actual === F.DW_FORM_indirect || actual === F.DW_FORM_implicit_const)
         throw c.corrupt(`DW_FORM_indirect names form 0x${actual.toString(16)}`, start);
-      return readAttributeValue(c, actual, 0n, ctx);
+      return readAttribute(c, at, actual, 0n, ctx);
     }
     default:
       throw c.corrupt(`unknown attribute form 0x${form.toString(16)}`);

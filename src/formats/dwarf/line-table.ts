@@ -1,5 +1,5 @@
 import type { FormContext } from "./attribute.js";
-import { readAttributeValue } from "./attribute.js";
+import { readAttribute } from "./attribute.js";
 import { DW_FORM, DW_LNCT, DW_LNE, DW_LNS } from "./constants.js";
 import { DwarfCursor, type DwarfSection, dwarfError } from "./dwarf-cursor.js";
 
@@ -217,7 +217,7 @@ function entryList(c: DwarfCursor, ctx: FormContext, what: string): { path: stri
     for (const [type, form] of format) {
       if (form === DW_FORM.DW_FORM_implicit_const)
         throw c.corrupt(`${what} entry uses DW_FORM_implicit_const`);
-      const v = readAttributeValue(c, form, 0n, ctx);
+      const v = readAttribute(c, type, form, 0n, ctx);
       if (type === DW_LNCT.DW_LNCT_path && v.class === "string") path = v.value;
       else if (type === DW_LNCT.DW_LNCT_directory_index && v.class === "constant") dir = Number(v.value);
     }

@@ -59,6 +59,31 @@ interface Builder {
   callSites: DwarfCallSite[];
 }
 
+const A = DW_AT;
+/** What each DIE kind needs; everything else (types, locations, frame bases) is skipped undecoded. */
+const CODE = [A.DW_AT_low_pc, A.DW_AT_high_pc, A.DW_AT_ranges, A.DW_AT_entry_pc, A.DW_AT_abstract_origin];
+const SUBPROGRAM = new Set<number>([
+  ...CODE,
+  A.DW_AT_name,
+  A.DW_AT_linkage_name,
+  A.DW_AT_MIPS_linkage_name,
+  A.DW_AT_specification,
+  A.DW_AT_declaration,
+  A.DW_AT_external,
+  A.DW_AT_inline,
+  A.DW_AT_decl_file,
+  A.DW_AT_decl_line,
+]);
+const INLINED = new Set<number>([...CODE, A.DW_AT_call_file, A.DW_AT_call_line, A.DW_AT_call_column]);
+const CALL_SITE = new Set<number>([
+  A.DW_AT_call_return_pc,
+  A.DW_AT_low_pc,
+  A.DW_AT_call_origin,
+  A.DW_AT_abstract_origin,
+  A.DW_AT_call_tail_call,
+  A.DW_AT_GNU_tail_call,
+]);
+
 const num = (a: Attribute | undefined): number | undefined =>
   a?.class === "constant" ? Number(a.value) : undefined;
 const ref = (a: Attribute | undefined): number | undefined =>
@@ -77,7 +102,12 @@ export function unitFunctions(unit: Unit): UnitFunctions {
   for (let i = 0; i < t.count; i++) {
     if (t.abbrevs[i]!.tag !== T.DW_TAG_subprogram) continue;
     const builders = new Map<number, Builder>();
-    const root: Builder = { offset: t.offsets[i]!, attrs: unit.attributes(i), inlined: [], callSites: [] };
+    const root: Builder = {
+      offset: t.offsets[i]!,
+      attrs: unit.attributes(i, SUBPROGRAM),
+      inlined: [],
+      callSites: [],
+    };
     builders.set(i, root);
     const finished = new Map<number, InlinedSubroutine>();
     const end = t.ends[i]!;
@@ -89,11 +119,16 @@ export function unitFunctions(unit: Unit): UnitFunctions {
         continue;
       }
       if (tag === T.DW_TAG_inlined_subroutine) {
-        builders.set(j, { offset: t.offsets[j]!, attrs: unit.attributes(j), inlined: [], callSites: [] });
+        builders.set(j, {
+          offset: t.offsets[j]!,
+          attrs: unit.attributes(j, INLINED),
+          inlined: [],
+          callSites: [],
+        });
         order.push(j);
       } else if (tag === T.DW_TAG_call_site || tag === T.DW_TAG_GNU_call_site) {
         const owner = builders.get(container(t.parents, builders, j))!;
-        owner.callSites.push(callSite(t.offsets[j]!, unit.attributes(j)));
+        owner.callSites.push(callSite(t.offsets[j]!, unit.attributes(j, CALL_SITE)));
       }
     }
     // Close inner copies first so each parent collects finished children.

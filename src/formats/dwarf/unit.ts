@@ -4,7 +4,7 @@ import {
   type AttributeValue,
   type FormContext,
   fixedFormSize,
-  readAttributeValue,
+  readAttribute,
   skipAttributeValue,
 } from "./attribute.js";
 import { DW_AT, DW_UT } from "./constants.js";
@@ -189,23 +189,32 @@ export class Unit {
     return out;
   }
 
-  /** Decode every attribute of DIE `index` without resolving strx/addrx. */
-  private rawAttributes(index: number): Attribute[] {
+  /** Decode the attributes of DIE `index` (only those in `wanted`, when given) without resolving strx/addrx. */
+  private rawAttributes(index: number, wanted?: ReadonlySet<number>): Attribute[] {
     const t = this.dies();
     const abbrev = t.abbrevs[index]!;
     const c = new DwarfCursor(this.sections.info, t.offsets[index]!, this.header.end);
     c.uleb("abbreviation code");
     const out: Attribute[] = [];
-    for (let i = 0; i < abbrev.forms.length; i++) {
-      const v = readAttributeValue(c, abbrev.forms[i]!, abbrev.implicitConsts[i]!, this.context);
-      out.push({ ...v, at: abbrev.attributes[i]!, form: abbrev.forms[i]! } as Attribute);
+    const { attributes, forms, implicitConsts } = abbrev;
+    for (let i = 0; i < forms.length; i++) {
+      if (wanted !== undefined && !wanted.has(attributes[i]!)) skipAttributeValue(c, forms[i]!, this.context);
+      else out.push(readAttribute(c, attributes[i]!, forms[i]!, implicitConsts[i]!, this.context));
     }
     return out;
   }
 
-  /** Every attribute of DIE `index`, strx and addrx resolved. */
-  attributes(index: number): Attribute[] {
-    return this.rawAttributes(index).map((a) => this.resolve(a));
+  /**
+   * The attributes of DIE `index`, strx and addrx resolved; with `wanted`, only those (the others
+   * are skipped, not decoded — a walk over every DIE of a large binary needs a few of each).
+   */
+  attributes(index: number, wanted?: ReadonlySet<number>): Attribute[] {
+    const raw = this.rawAttributes(index, wanted);
+    for (let i = 0; i < raw.length; i++) {
+      const a = raw[i]!;
+      if (a.class === "strx" || a.class === "addrx") raw[i] = this.resolve(a);
+    }
+    return raw;
   }
 
   /** One attribute of DIE `index` (the first with that DW_AT), decoding only up to it. */
@@ -217,8 +226,7 @@ export class Unit {
     const c = new DwarfCursor(this.sections.info, t.offsets[index]!, this.header.end);
     c.uleb("abbreviation code");
     for (let k = 0; k < i; k++) skipAttributeValue(c, abbrev.forms[k]!, this.context);
-    const v = readAttributeValue(c, abbrev.forms[i]!, abbrev.implicitConsts[i]!, this.context);
-    return this.resolve({ ...v, at, form: abbrev.forms[i]! } as Attribute);
+    return this.resolve(readAttribute(c, at, abbrev.forms[i]!, abbrev.implicitConsts[i]!, this.context));
   }
 
   private unitBases(): UnitBases {
