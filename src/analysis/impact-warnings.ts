@@ -37,7 +37,7 @@ export function impactWarnings(e: ImpactEvidence): string[] {
     const list = groups.get(why);
     const name = cu.name ?? `unit at 0x${cu.offset.toString(16)}`;
     if (list === undefined) groups.set(why, [name]);
-    else list.push(name);
+    else if (!list.includes(name)) list.push(name);
   }
   for (const [why, names] of groups) {
     const shown = names.slice(0, 3).join(", ") + (names.length > 3 ? ` and ${names.length - 3} more` : "");

@@ -43,6 +43,7 @@ export interface ImpactOrigin {
 
 export interface ImpactReport {
   readonly file: string | undefined;
+  /** The query: one name, or several joined by ", ". */
   readonly function: string;
   readonly origins: readonly ImpactOrigin[];
   /** In address order. */
@@ -211,8 +212,23 @@ export class ImpactGraph {
     return out;
   }
 
-  /** The source functions `name` stands for: a DWARF name or linkage name, a symbol, or a clone's symbol. */
-  private resolve(name: string): Identity[] {
+  /**
+   * The source functions `name` stands for: a DWARF name or linkage name, a symbol, or a clone's
+   * symbol; `name@file.c` keeps those whose compile unit is that file (statics of the same name).
+   */
+  private resolve(query: string): Identity[] {
+    const at = query.lastIndexOf("@");
+    if (at > 0 && this.dwarf !== undefined) {
+      const file = query.slice(at + 1);
+      return this.resolveName(query.slice(0, at)).filter((id) => {
+        const unit = this.unitName(id);
+        return unit !== undefined && (unit === file || unit.endsWith(`/${file}`));
+      });
+    }
+    return this.resolveName(query);
+  }
+
+  private resolveName(name: string): Identity[] {
     const out = new Set<Identity>(this.byName.get(name) ?? []);
     for (const f of this.functions)
       if (f.name === name || f.aliases.includes(name)) out.add(this.identityOfFunction.get(f)!);
@@ -265,13 +281,26 @@ export class ImpactGraph {
     });
   }
 
-  /** The impacted set of the function `name`. Throws UNKNOWN_SYMBOL when nothing has that name. */
-  impactOf(name: string): ImpactReport {
-    const seeds = this.resolve(name);
-    if (seeds.length === 0)
-      throw new GraftError("UNKNOWN_SYMBOL", `no function named ${name} (neither a symbol nor in DWARF)`, {
-        subject: this.elf.file ?? name,
-      });
+  /**
+   * The impacted set of the function `name` (`name@file.c` for one static of several), or the union
+   * for several names — what a patch changing all of them must replace (graft diff's closure).
+   * Throws UNKNOWN_SYMBOL when a name matches nothing.
+   */
+  impactOf(names: string | readonly string[]): ImpactReport {
+    const queries = typeof names === "string" ? [names] : names;
+    const name = queries.join(", ");
+    const seeds = [
+      ...new Set(
+        queries.flatMap((n) => {
+          const found = this.resolve(n);
+          if (found.length === 0)
+            throw new GraftError("UNKNOWN_SYMBOL", `no function named ${n} (neither a symbol nor in DWARF)`, {
+              subject: this.elf.file ?? n,
+            });
+          return found;
+        }),
+      ),
+    ];
     const { functions, visited } = this.closure(seeds);
     const list = [...functions.entries()]
       .map(([f, reasons]) => ({
@@ -341,18 +370,27 @@ export class ImpactGraph {
   }
 }
 
+const RENAMES: ReadonlySet<string> = new Set(["llvm", "lto_priv", "localalias"]);
+
 /** Why an out-of-line body of `origin` is in its set: its own, a clone, or its cold part. */
 function instanceReason(f: FunctionInfo, origin: string): ImpactReason {
   const names = [f.name, ...f.aliases];
   if (names.includes(origin)) return { kind: "self", of: origin };
   const kinds = names.map((n) => parseCloneName(n)).find((c) => c.kinds.length > 0)?.kinds ?? [];
   if (kinds.length > 0 && kinds[kinds.length - 1] === "cold") return { kind: "cold", of: origin };
+  // ThinLTO's promoted `f.llvm.<hash>`, LTO's `f.lto_priv.0`, gcc's `f.localalias`: f itself, renamed.
+  if (kinds.length > 0 && kinds.every((k) => RENAMES.has(k)))
+    return { kind: "self", of: origin, suffixes: kinds };
   return kinds.length === 0 ? { kind: "clone", of: origin } : { kind: "clone", of: origin, suffixes: kinds };
 }
 
 /** The impacted set of `name` in `elf` (DWARF from `dwarf` when given). See ImpactGraph. */
-export function impactOf(elf: Elf, dwarf: Dwarf | undefined, name: string): ImpactReport {
-  return new ImpactGraph(elf, dwarf).impactOf(name);
+export function impactOf(
+  elf: Elf,
+  dwarf: Dwarf | undefined,
+  names: string | readonly string[],
+): ImpactReport {
+  return new ImpactGraph(elf, dwarf).impactOf(names);
 }
 
 /** The impacted set of every function of `elf`. See ImpactGraph. */

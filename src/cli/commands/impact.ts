@@ -22,7 +22,10 @@ export function registerImpact(
         "without -flive-patching=inline-clone, clang), read from DW_AT_producer.",
     )
     .argument("<file>", "ELF file (executable, shared library or .o), built with -g for inlined copies")
-    .argument("[func]", "function name (source name, symbol, or a clone's symbol)")
+    .argument(
+      "[func]",
+      "function name (source name, symbol, or a clone's symbol); name@file.c picks one static",
+    )
     .option("--all", "the whole map: every function's impacted set, most impacted first", false)
     .option("--json", "print the full report as JSON", false)
     .addHelpText(
@@ -31,6 +34,7 @@ export function registerImpact(
 Examples:
   graft impact ./server parse_header            functions to patch along with parse_header
   graft impact ./server parse_header --json     the same, with reasons, addresses and sizes
+  graft impact ./server scale@util.c            the static scale of util.c only
   graft impact ./server --all                   every function whose change reaches others
   graft impact libfoo.so --all --json | jq '.summary'`,
     )
@@ -55,7 +59,9 @@ export function renderImpact(r: ImpactReport): string {
     const why = f.reasons
       .map((x) =>
         x.kind === "self"
-          ? "itself"
+          ? x.suffixes === undefined
+            ? "itself"
+            : `itself (renamed: ${x.suffixes.join(", ")})`
           : x.kind === "inlined"
             ? `inlines ${x.of}`
             : x.kind === "cold"
