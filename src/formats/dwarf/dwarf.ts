@@ -2,7 +2,7 @@ import type { Elf } from "../elf/elf.js";
 import type { Attribute } from "./attribute.js";
 import { DW_AT, DW_TAG } from "./constants.js";
 import { debugSection } from "./debug-sections.js";
-import { DwarfCursor, dwarfError } from "./dwarf-cursor.js";
+import { DwarfCursor, type DwarfSection, dwarfError } from "./dwarf-cursor.js";
 import { type LineTable, parseLineTable } from "./line-table.js";
 import type { AddressRange } from "./ranges.js";
 import { type UnitFunctions, unitFunctions } from "./subprograms.js";
@@ -231,26 +231,44 @@ export class Dwarf {
 
 /**
  * The DWARF of `elf`, or undefined when it has no `.debug_info` (stripped, or never built with -g).
- * Throws FormatError (DWARF_*) only when sections it needs are broken.
+ * `.debug_info` is loaded (inflated, relocated) here; every other section on first use. Throws
+ * FormatError (DWARF_*) only when a section it needs is broken.
  */
 export function readDwarf(elf: Elf, options: ReadDwarfOptions = {}): Dwarf | undefined {
   const warn = options.onWarning ?? (() => {});
   const info = debugSection(elf, ".debug_info", warn);
   if (info === undefined) return undefined;
-  const get = (name: string) => debugSection(elf, name, warn);
-  return new Dwarf(
-    {
-      info,
-      abbrev: get(".debug_abbrev"),
-      str: get(".debug_str"),
-      lineStr: get(".debug_line_str"),
-      strOffsets: get(".debug_str_offsets"),
-      addr: get(".debug_addr"),
-      ranges: get(".debug_ranges"),
-      rnglists: get(".debug_rnglists"),
-      line: get(".debug_line"),
+  const loaded = new Map<string, DwarfSection | undefined>();
+  const get = (name: string): DwarfSection | undefined => {
+    if (!loaded.has(name)) loaded.set(name, debugSection(elf, name, warn));
+    return loaded.get(name);
+  };
+  const sections: DwarfSections = {
+    info,
+    get abbrev() {
+      return get(".debug_abbrev");
     },
-    elf.file,
-    warn,
-  );
+    get str() {
+      return get(".debug_str");
+    },
+    get lineStr() {
+      return get(".debug_line_str");
+    },
+    get strOffsets() {
+      return get(".debug_str_offsets");
+    },
+    get addr() {
+      return get(".debug_addr");
+    },
+    get ranges() {
+      return get(".debug_ranges");
+    },
+    get rnglists() {
+      return get(".debug_rnglists");
+    },
+    get line() {
+      return get(".debug_line");
+    },
+  };
+  return new Dwarf(sections, elf.file, warn);
 }
