@@ -184,6 +184,51 @@ function compareLines(file: string, dwarf: Dwarf, relocatable: boolean): string[
   return problems;
 }
 
+/** The function model holds every subprogram, inlined copy and call site readelf lists, each inlined copy under its parent. */
+function compareFunctionModel(file: string, dwarf: Dwarf): string[] {
+  const problems: string[] = [];
+  const oracle = readelfInfo(file);
+  for (const [k, ou] of oracle.entries()) {
+    const unit = dwarf.units()[k]!;
+    const count = (tags: readonly string[]) => ou.dies.filter((d) => tags.includes(d.tag)).length;
+    const model = dwarf.unitFunctions(unit).subprograms;
+    type Tree = { inlined: readonly Tree[]; callSites: readonly unknown[]; offset: number };
+    let inlined = 0;
+    let calls = 0;
+    const walk = (t: Tree, parent: number): void => {
+      calls += t.callSites.length;
+      for (const x of t.inlined) {
+        inlined++;
+        // readelf's depth says which DIE encloses it; the model's parent must be an ancestor.
+        const die = ou.dies.findIndex((d) => d.offset === x.offset);
+        const up = ou.dies
+          .slice(0, die)
+          .reverse()
+          .find(
+            (d) =>
+              d.depth < ou.dies[die]!.depth &&
+              (d.tag === "DW_TAG_subprogram" || d.tag === "DW_TAG_inlined_subroutine"),
+          );
+        if (up?.offset !== parent)
+          problems.push(
+            `inlined 0x${x.offset.toString(16)}: model parent 0x${parent.toString(16)}, readelf 0x${up?.offset.toString(16)}`,
+          );
+        walk(x, x.offset);
+      }
+    };
+    for (const s of model) walk(s, s.offset);
+    const expect = {
+      subprograms: count(["DW_TAG_subprogram"]),
+      inlined: count(["DW_TAG_inlined_subroutine"]),
+      calls: count(["DW_TAG_call_site", "DW_TAG_GNU_call_site"]),
+    };
+    const got = { subprograms: model.length, inlined, calls };
+    if (JSON.stringify(got) !== JSON.stringify(expect))
+      problems.push(`unit @${ou.offset}: model ${JSON.stringify(got)}, readelf ${JSON.stringify(expect)}`);
+  }
+  return problems;
+}
+
 /** In a `.o`: each concrete subprogram starts at its symbol (relocations were applied). */
 function compareObjectAddresses(bytes: Uint8Array, dwarf: Dwarf): string[] {
   const elf = parseElf(bytes);
@@ -227,6 +272,10 @@ describe.each(CELLS)("%s -gdwarf-%s %s (%s)", (compiler, version, opt, output) =
   test("has the DIE tree, abbreviation codes and attribute values readelf prints", () => {
     expect(dwarf.units().every((u) => u.header.version === version)).toBe(true);
     expect(compareWithReadelf(file, dwarf, relocatable)).toEqual([]);
+  });
+
+  test("models every subprogram, inlined copy (in its tree) and call site readelf lists", () => {
+    expect(compareFunctionModel(file, dwarf)).toEqual([]);
   });
 
   test("has the line-number rows llvm-dwarfdump decodes", () => {
