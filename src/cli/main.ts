@@ -6,6 +6,7 @@ import { registerCalls } from "./commands/calls.js";
 import { registerCallsite } from "./commands/callsite.js";
 import { registerCflags } from "./commands/cflags.js";
 import { registerCheck } from "./commands/check.js";
+import { registerImpact } from "./commands/impact.js";
 import { registerRevert } from "./commands/revert.js";
 import { registerStatus } from "./commands/status.js";
 import { EXIT } from "./exit-codes.js";
@@ -32,6 +33,7 @@ Examples:
   graft revert $(pidof server)               undo it
   graft calls ./server --to log_request      where it is called, and which calls can be rewritten live
   graft callsite $(pidof server) --to log_request --nop    silence those calls (--restore: back)
+  graft impact ./server parse_header         every function to patch along with parse_header
 
 Exit codes: 0 ok, 1 failed (target unchanged), 2 usage, 3 refused by a safety check, 70 internal error.
 Set GRAFT_DEBUG=1 for stack traces.`,
@@ -55,6 +57,7 @@ registerApply(program, run);
 registerRevert(program, run);
 registerStatus(program, run);
 registerCallsite(program, run);
+registerImpact(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,6 +12,14 @@ export const ERROR_CODES = {
   },
   ELF_CORRUPT: { message: "corrupt ELF structure", hint: "the file is damaged or not produced by a linker" },
   DWARF_CORRUPT: { message: "corrupt DWARF data", hint: "rebuild with -g, or strip the debug info" },
+  DWARF_TRUNCATED: {
+    message: "DWARF data runs past the end of its section",
+    hint: "the debug info is incomplete; rebuild with -g, or strip the debug info",
+  },
+  DWARF_UNSUPPORTED: {
+    message: "unsupported DWARF variant",
+    hint: "graft reads DWARF 2-5 in the file itself (not split .dwo files), uncompressed or zlib-compressed",
+  },
   // I/O and usage
   FILE_NOT_FOUND: { message: "no such file", hint: "check the path" },
   FILE_UNREADABLE: { message: "cannot read file", hint: "check the file's permissions" },
