@@ -9,12 +9,14 @@ import { warmUpSavedPcSearch } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
 import { type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { journaledBytes } from "./journaled-bytes.js";
 import { linkPatch } from "./link-patch.js";
 import { type PatchFile, readPatchFile } from "./patch-file.js";
 import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
+import { type TrustedKey, type VerifiedSignature, verifyPatchSignature } from "./patch-signature.js";
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
 import { lockTarget } from "./target-lock.js";
 import { TargetModules } from "./target-modules.js";
@@ -25,6 +27,13 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** Give up stopping the threads after this long. */
   readonly stopTimeoutMs?: number;
+  /**
+   * Require a valid signature by one of these keys (`graft apply --require-signature`), checked before
+   * the target is touched.
+   */
+  readonly trustedKeys?: readonly TrustedKey[];
+  /** The signature file; default PATCH.sig. */
+  readonly signatureFile?: string;
 }
 
 export interface AppliedFunction {
@@ -49,6 +58,8 @@ export interface ApplyResult {
   readonly pause: StopWindow | undefined;
   /** Instructions single-stepped to move threads out of rewritten bytes. */
   readonly stepped: number;
+  /** Who signed the patch, when a signature was required. */
+  readonly signer: VerifiedSignature | undefined;
 }
 
 /**
@@ -59,8 +70,24 @@ export interface ApplyResult {
  * resume. Any failure before resume puts back every byte, unmaps the code and resumes.
  */
 export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
+  // A dry run changes nothing, so it leaves no audit line.
+  if (options.dryRun) return applyOnce(pid, patchPath, options, { patch: { file: patchPath } });
+  return audited("apply", pid, (note) => {
+    note.patch = { file: patchPath };
+    return applyOnce(pid, patchPath, options, note);
+  });
+}
+
+function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: AuditNote): ApplyResult {
   const patch = readPatchFile(patchPath);
   const m = patch.manifest;
+  note.patch = { id: m.id, sha256: m.sha256, file: patchPath };
+  // Verified on the bytes just read and hashed, so the file cannot change between check and use.
+  const signer =
+    options.trustedKeys === undefined
+      ? undefined
+      : verifyPatchSignature(patch, options.trustedKeys, options.signatureFile);
+  if (signer !== undefined) note.signedBy = signer.key;
   const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
@@ -161,6 +188,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
     }));
     const result = {
       pid,
+      signer,
       patch: m.id,
       file: patchPath,
       module: target.module.path,
@@ -201,6 +229,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       by: { pid: process.pid, uid: process.getuid?.() },
     };
     journal.patches.push(record);
+    note.entries = [record.id];
     saveJournal(journal);
     faultPoint("apply:journaled");
 

@@ -6,6 +6,7 @@ import { nowNs, sleepSync } from "../process/poll-wait.js";
 import { stepThreadsOutOf } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMunmap } from "../process/syscall-inject.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { readPatchFile } from "./patch-file.js";
@@ -133,11 +134,18 @@ function chooseIds(journal: Journal, ids: readonly string[], pid: number): Journ
  * wrote, skipped if it already holds the original, and refused if it holds anything else.
  */
 export function revertPatch(pid: number, options: RevertOptions = {}): RevertResult {
+  return audited("revert", pid, (note) => revertOnce(pid, options, note));
+}
+
+function revertOnce(pid: number, options: RevertOptions, note: AuditNote): RevertResult {
   const lock = lockTarget(pid);
   const mem = openMemory(pid);
   try {
     const journal = loadJournal(pid);
     const targets = choose(journal, options, pid);
+    note.entries = targets.map((p) => p.id);
+    if (targets.length === 1 && (targets[0]!.kind ?? "patch") === "patch")
+      note.patch = { id: targets[0]!.id, file: targets[0]!.file };
     // Check every byte before changing any, in the order they will be restored: a patch stacked on
     // another (reverted first, with --all) puts back the bytes the one below it wrote.
     const foreign: string[] = [];
