@@ -7,7 +7,7 @@ import { openMemory, type ProcessMemory } from "../process/memory.js";
 import { sleepSync } from "../process/poll-wait.js";
 import { warmUpSavedPcSearch } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
-import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
+import { injectMmap, injectMprotect, injectMunmap, MAP, PROT } from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
 import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
@@ -20,6 +20,7 @@ import { type TrustedKey, type VerifiedSignature, verifyPatchSignature } from ".
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
 import { lockTarget } from "./target-lock.js";
 import { TargetModules } from "./target-modules.js";
+import { refuseSeccompBlocks, refuseSharedMemory, targetNotes } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 export interface ApplyOptions {
@@ -58,6 +59,8 @@ export interface ApplyResult {
   readonly pause: StopWindow | undefined;
   /** Instructions single-stepped to move threads out of rewritten bytes. */
   readonly stepped: number;
+  /** Facts about the target worth knowing (a CET shadow stack…), none of which stopped the apply. */
+  readonly notes: readonly string[];
   /** Who signed the patch, when a signature was required. */
   readonly signer: VerifiedSignature | undefined;
 }
@@ -88,6 +91,7 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       ? undefined
       : verifyPatchSignature(patch, options.trustedKeys, options.signatureFile);
   if (signer !== undefined) note.signedBy = signer.key;
+  refuseSharedMemory(pid);
   const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
@@ -161,6 +165,32 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       );
     }
     const base = region.start;
+    // Every system call loadCode (and a rollback) will inject, with its real arguments, must pass the
+    // process's seccomp filters: a filter that kills on mmap(PROT_EXEC) would kill the target.
+    refuseSeccompBlocks(pid, [
+      {
+        name: "mmap",
+        args: [
+          base,
+          layout.size,
+          BigInt(PROT.PROT_READ | PROT.PROT_EXEC),
+          BigInt(MAP.MAP_PRIVATE | MAP.MAP_ANONYMOUS | MAP.MAP_FIXED_NOREPLACE),
+          BigInt.asUintN(64, -1n),
+          0n,
+        ],
+      },
+      ...layout.segments
+        .filter((s) => s.kind === "rodata" || s.kind === "data")
+        .map((s) => ({
+          name: "mprotect" as const,
+          args: [
+            base + s.offset,
+            s.size,
+            BigInt(s.kind === "rodata" ? PROT.PROT_READ : PROT.PROT_READ | PROT.PROT_WRITE),
+          ],
+        })),
+      { name: "munmap", args: [base, layout.size] },
+    ]);
     const linked = linkPatch(patch.elf, layout, base, (name) => modules.resolve(target, name));
 
     const functions: AppliedFunction[] = [];
@@ -189,6 +219,7 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
     const result = {
       pid,
       signer,
+      notes: targetNotes(pid),
       patch: m.id,
       file: patchPath,
       module: target.module.path,
@@ -271,6 +302,7 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       throw e;
     }
     const { pause, stepped } = outcome;
+    faultPoint("apply:resumed");
     record.state = "applied";
     saveJournal(journal);
     return { ...result, dryRun: false, pause, stepped };

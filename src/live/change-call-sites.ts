@@ -21,6 +21,7 @@ import { readPatchFile } from "./patch-file.js";
 import { revertPatch } from "./revert-patch.js";
 import { lockTarget } from "./target-lock.js";
 import { type LoadedModule, TargetModules } from "./target-modules.js";
+import { refuseSharedMemory } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 /** What to do to the selected calls. */
@@ -262,6 +263,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
 
 function changeOnce(pid: number, request: CallSiteRequest, note: AuditNote): CallSiteResult {
   if (request.action.kind === "restore") return restoreCallSites(pid, request);
+  refuseSharedMemory(pid);
   const lock = request.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
   try {
@@ -441,6 +443,7 @@ function changeOnce(pid: number, request: CallSiteRequest, note: AuditNote): Cal
       }
       throw e;
     }
+    faultPoint("callsite:resumed");
     for (const entry of entries.values()) entry.state = "applied";
     saveJournal(journal);
     return result(outcome.pause, outcome.stepped);

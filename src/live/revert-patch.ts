@@ -11,6 +11,7 @@ import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { readPatchFile } from "./patch-file.js";
 import { lockTarget } from "./target-lock.js";
+import { findSeccompBlocks, refuseSharedMemory } from "./target-safety.js";
 
 export interface RevertOptions {
   /** Patch id (or a prefix), or a patch file; default: the last applied. */
@@ -138,6 +139,7 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
 }
 
 function revertOnce(pid: number, options: RevertOptions, note: AuditNote): RevertResult {
+  refuseSharedMemory(pid);
   const lock = lockTarget(pid);
   const mem = openMemory(pid);
   try {
@@ -168,6 +170,13 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
         subject: `pid ${pid}`,
         hint: "another tool changed these bytes; graft will not overwrite them",
       });
+    // Putting bytes back needs no system call in the target, unmapping does: a seccomp filter that
+    // would refuse or punish munmap leaves the code mapped (retired) rather than kill the process.
+    const unmapBlocked = new Map<JournalPatch, string>();
+    for (const p of targets) {
+      const reason = munmapBlocked(pid, p);
+      if (reason !== undefined) unmapBlocked.set(p, reason);
+    }
     for (const p of targets) p.state = "reverting";
     saveJournal(journal);
     faultPoint("revert:journaled");
@@ -192,7 +201,8 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
     const unmappedAtOnce = new Set<JournalPatch>();
     try {
       for (const p of targets) restoredCounts.push(restoreWrites(stopped, mem, p));
-      for (const p of targets) if (tryUnmap(stopped, p) !== "busy") unmappedAtOnce.add(p);
+      for (const p of targets)
+        if (!unmapBlocked.has(p) && tryUnmap(stopped, p) !== "busy") unmappedAtOnce.add(p);
     } catch (e) {
       if (restoredCounts.every((n) => n === 0) && restoredCounts.length < targets.length) {
         pauses.push(stopped.resume());
@@ -204,13 +214,15 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
     }
     faultPoint("revert:restored");
     for (const [i, p] of targets.entries()) {
+      const blocked = unmapBlocked.get(p);
       const unmapped =
-        unmappedAtOnce.has(p) || unmapWhenUnused(pid, p, options.unmapDeadlineMs ?? 2000, pauses);
+        blocked === undefined &&
+        (unmappedAtOnce.has(p) || unmapWhenUnused(pid, p, options.unmapDeadlineMs ?? 2000, pauses));
       if (!unmapped)
         journal.retired.push({
           ...p.mapping,
           patch: p.id,
-          reason: "a thread was still running or would return into the patch code",
+          reason: blocked ?? "a thread was still running or would return into the patch code",
         });
       if (unmapped && p.mapping.dataOffset !== undefined) {
         const from = BigInt(p.mapping.address) + BigInt(p.mapping.dataOffset);
@@ -222,6 +234,7 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
             "the fix's constants and data stay mapped: pointers to them may live anywhere in the process",
         });
       }
+      faultPoint("revert:unmapped");
       journal.patches = journal.patches.filter((x) => x !== p);
       saveJournal(journal);
       reverted.push({
@@ -237,6 +250,20 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
   } finally {
     mem.close();
     lock.release();
+  }
+}
+
+/** Why the process's seccomp filters forbid unmapping `p`'s code, if they do. */
+function munmapBlocked(pid: number, p: JournalPatch): string | undefined {
+  const size = BigInt(p.mapping.size);
+  if (size === 0n) return undefined;
+  const codeSize = p.mapping.dataOffset === undefined ? size : BigInt(p.mapping.dataOffset);
+  try {
+    const blocks = findSeccompBlocks(pid, [{ name: "munmap", args: [BigInt(p.mapping.address), codeSize] }]);
+    return blocks.length === 0 ? undefined : `kept mapped: ${blocks.join("; ")}`;
+  } catch (e) {
+    if (e instanceof GraftError) return `kept mapped: ${e.message}`;
+    throw e;
   }
 }
 

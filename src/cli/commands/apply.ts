@@ -13,6 +13,7 @@ export function renderApply(r: ApplyResult): string {
   let out = r.dryRun
     ? `dry run: would apply patch ${r.patch} to pid ${r.pid}\n`
     : `applied patch ${r.patch} to pid ${r.pid}\n`;
+  for (const n of r.notes) out += `  note: ${n}\n`;
   if (r.signer !== undefined) out += `  signed by key ${r.signer.key} (${r.signer.keyFile})\n`;
   out += `  module ${r.module} (bias ${hex(r.bias)}), patch code at ${hex(r.mapping.address)} (${r.mapping.size} bytes)\n`;
   for (const f of r.functions)
