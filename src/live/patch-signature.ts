@@ -84,6 +84,9 @@ function readKey(path: string, kind: "private" | "public"): KeyObject {
   } catch {
     throw new GraftError("FILE_NOT_FOUND", `cannot read key ${path}`, { subject: path });
   }
+  // createPublicKey derives a public key from a private PEM: never let a .key pass for a .pub.
+  if (kind === "public" && /PRIVATE KEY/.test(pem))
+    throw new GraftError("KEY_INVALID", "a private key where a public key (.pub) belongs", { subject: path });
   let key: KeyObject;
   try {
     key = kind === "private" ? createPrivateKey(pem) : createPublicKey(pem);
@@ -92,8 +95,6 @@ function readKey(path: string, kind: "private" | "public"): KeyObject {
   }
   if (key.asymmetricKeyType !== "ed25519")
     throw new GraftError("KEY_INVALID", `a ${key.asymmetricKeyType} key, not ed25519`, { subject: path });
-  if (kind === "public" && key.type !== "public")
-    throw new GraftError("KEY_INVALID", "a private key where a public key (.pub) belongs", { subject: path });
   return key;
 }
 
