@@ -20,7 +20,7 @@ const KCMP_VM = 1;
 export interface MemorySharer {
   readonly pid: number;
   readonly relation: "child" | "parent";
-  /** `vfork`: its parent waits in vfork() (State D, `vfork` in the parent's wchan) until it execs. */
+  /** `vfork`: its parent waits in vfork() until it execs or exits. */
   readonly vfork: boolean;
   readonly name: string;
 }
@@ -40,13 +40,21 @@ function statField(pid: number, index: number): string | undefined {
   return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[index - 3];
 }
 
-/** Whether some thread of `pid` is inside vfork(), waiting for its child. */
+/**
+ * Whether some thread of `pid` is inside vfork(), waiting for its child: /proc/PID/task/TID/syscall
+ * names the call a blocked thread is in — vfork (58), clone (56) with CLONE_VFORK in its flags, or
+ * clone3 (435), whose flags sit in memory (a clone3 caller blocked there is waiting for a vfork child).
+ */
 function waitsInVfork(pid: number): boolean {
   let tids: string[] = [];
   try {
     tids = readdirSync(`/proc/${pid}/task`);
   } catch {}
-  return tids.some((tid) => /vfork/.test(read(`/proc/${pid}/task/${tid}/wchan`) ?? ""));
+  return tids.some((tid) => {
+    const [nr, flags] = (read(`/proc/${pid}/task/${tid}/syscall`) ?? "").split(" ");
+    if (nr === "58" || nr === "435") return true;
+    return nr === "56" && flags !== undefined && (BigInt(flags) & 0x4000n) !== 0n;
+  });
 }
 
 /**
