@@ -178,13 +178,15 @@ export function runSeccompFilter(program: Uint8Array, data: SeccompData): Filter
 }
 
 /**
- * The action that wins among several filters' answers: the kernel runs every filter of a thread and
- * keeps the one of highest precedence, i.e. the lowest action as a signed 32-bit number (KILL_PROCESS
- * is 0x80000000) [kernel/seccomp.c seccomp_run_filters].
+ * The action that wins among one thread's filters, given their answers oldest filter first (the order
+ * of PTRACE_SECCOMP_GET_FILTER's indexes: kernel/seccomp.c get_nth_filter counts index 0 from the
+ * oldest). The kernel runs the newest first and keeps an answer only if its action is strictly more
+ * severe — the lowest as a signed 32-bit number (KILL_PROCESS is 0x80000000) — so among equal actions
+ * the newest filter's data (its errno) wins [kernel/seccomp.c seccomp_run_filters].
  */
-export function strictestAction(values: readonly number[]): number {
+export function strictestAction(oldestFirst: readonly number[]): number {
   let best: number = SECCOMP_RET.ALLOW;
-  for (const v of values) {
+  for (const v of [...oldestFirst].reverse()) {
     if (((v & 0xffff0000) | 0) < ((best & 0xffff0000) | 0)) best = v;
   }
   return best >>> 0;

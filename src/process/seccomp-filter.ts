@@ -38,7 +38,10 @@ export function readSeccompModes(pid: number): ThreadSeccomp[] {
   return out;
 }
 
-/** The filters of each listed thread, most recently installed first, as `struct sock_filter[]` bytes. */
+/**
+ * The filters of each listed thread, oldest first (index 0 is the first installed: kernel/seccomp.c
+ * get_nth_filter), as `struct sock_filter[]` bytes.
+ */
 export type ThreadFilters = ReadonlyMap<number, readonly Uint8Array[]>;
 
 /**
