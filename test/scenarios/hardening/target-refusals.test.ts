@@ -137,6 +137,26 @@ describe("seccomp filters: graft runs the process's own filter on the exact call
   });
 });
 
+describe("a filter installed after the apply", () => {
+  it("that kills on munmap: revert restores every byte and keeps the code mapped (retired), the process lives", async () => {
+    const target = (await start("munmap-later"))!;
+    const text = textSnapshot(target.pid, exe);
+    applyPatch(target.pid, patch);
+    await expectSwitched(target, NEW, lastTick(target));
+    process.kill(target.pid, "SIGUSR1");
+    while (!/filtered/.test(output(target))) await new Promise((r) => setTimeout(r, 10));
+    expect(revertPatch(target.pid).reverted.map((r) => [r.restored, r.unmapped])).toEqual([[2, false]]);
+    await expectSwitched(target, OLD, lastTick(target));
+    expect(textDiff(text, textSnapshot(target.pid, exe))).toEqual([]);
+    const { patches, retired } = patchStatus(target.pid);
+    expect(patches).toEqual([]);
+    expect(retired.map((r) => r.reason)).toEqual([
+      expect.stringMatching(/munmap\(.*\) would get KILL_PROCESS/),
+    ]);
+    expect(isAlive(target.pid)).toBe(true);
+  });
+});
+
 describe("W^X policies", () => {
   it("PR_SET_MDWE (refuse exec gain): graft maps R-X from the start, so it patches and reverts", async (ctx) => {
     const target = await start("mdwe");

@@ -11,6 +11,7 @@
  *                  on kernels before 6.3)
  *   vfork          a helper thread vfork()s; the child waits in pause() sharing the memory
  *   clonevm        a clone(CLONE_VM) child (not a thread) runs compute() in a loop on the same memory
+ *   munmap-later   on SIGUSR1, installs a filter that kills the process on munmap (prints "filtered")
  * The first line is "mode <name> ready".
  */
 #define _GNU_SOURCE
@@ -111,6 +112,22 @@ static void seccomp_wx(void) {
   install(f, sizeof f / sizeof f[0]);
 }
 
+static volatile sig_atomic_t filter_munmap;
+static void on_usr1(int sig) { (void)sig; filter_munmap = 1; }
+
+static void seccomp_munmap(void) {
+  struct sock_filter f[] = {
+      LOAD(arch),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      LOAD(nr),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_munmap, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  install(f, sizeof f / sizeof f[0]);
+}
+
 static void *vforker(void *arg) {
   (void)arg;
   if (vfork() == 0) {
@@ -149,8 +166,14 @@ int main(int argc, char **argv) {
   } else if (!strcmp(mode, "clonevm")) {
     clone(sharer, clone_stack + sizeof clone_stack, CLONE_VM | SIGCHLD, NULL);
   }
+  if (!strcmp(mode, "munmap-later")) signal(SIGUSR1, on_usr1);
   printf("mode %s ready\n", mode);
   for (long n = 0;; n++) {
+    if (filter_munmap == 1) {
+      seccomp_munmap();
+      filter_munmap = 2;
+      printf("filtered\n");
+    }
     long o = 0, w = 0;
     for (int i = 0; i < threads; i++) o += counts[i].old_answers, w += counts[i].new_answers;
     printf("tick %ld %d bad %ld old %ld new %ld scale %d\n", n, compute(7), bad_answers, o, w, scale);
