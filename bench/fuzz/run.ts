@@ -94,6 +94,10 @@ async function main(): Promise<void> {
     console.log(
       `  time: ${(tally.totalMs / 1000).toFixed(1)} s, ${(tally.totalMs / tally.cases).toFixed(2)} ms/case, slowest case ${tally.slowestMs.toFixed(0)} ms`,
     );
+    const graftTargetMs = tally.totalMs / tally.cases; // all kinds; the peer sees target files only
+    console.log(
+      `  peer readelf -aW on the first ${peer.cases} damaged targets: ${peer.crashes} crashes (killed by a signal), ${peer.errors} error exits, ${(peer.ms / peer.cases).toFixed(2)} ms/case (one process each; graft ${graftTargetMs.toFixed(2)} ms/case in-process, ratio ${(peer.ms / peer.cases / graftTargetMs).toFixed(1)}×)`,
+    );
     console.log(
       `  dry runs left the target untouched (text, mappings, no journal): ${untouched ? "yes" : "NO"}`,
     );
