@@ -45,51 +45,56 @@ export function readSeccompModes(pid: number): ThreadSeccomp[] {
 export type ThreadFilters = ReadonlyMap<number, readonly Uint8Array[]>;
 
 /**
- * Read the seccomp filters of threads `tids` of `pid`: stops just those threads (the others run on),
- * reads every filter by index until ENOENT, resumes them. Throws PERMISSION_DENIED when the kernel
- * will not show them (EACCES: graft lacks CAP_SYS_ADMIN or runs under seccomp itself; EINVAL: a kernel
+ * Read the seccomp filters of threads `tids` of `pid`, stopping one thread at a time (never the whole
+ * process: this runs before every apply to a filtered process, e.g. anything in a container), reading
+ * every filter by index until ENOENT, and resuming it. Throws PERMISSION_DENIED when the kernel will
+ * not show them (EACCES: graft lacks CAP_SYS_ADMIN or runs under seccomp itself; EINVAL: a kernel
  * without CONFIG_CHECKPOINT_RESTORE).
  */
 export function readSeccompFilters(pid: number, tids: readonly number[]): ThreadFilters {
-  const libc = getLibc();
   const out = new Map<number, Uint8Array[]>();
-  const stopped = stopProcess(pid, { only: tids, realtime: false });
-  try {
-    for (const tid of tids) {
-      if (!stopped.threads.some((t) => t.tid === tid)) continue; // ended meanwhile
-      const filters: Uint8Array[] = [];
-      for (let index = 0; ; index++) {
-        const count = Number(libc.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, BigInt(index), 0n));
-        if (count === -1) {
-          const errno = lastErrno();
-          if (errno === ENOENT) break;
-          throw new ProcessError(
-            "PERMISSION_DENIED",
-            `cannot read seccomp filter ${index} of thread ${tid}: ${errnoName(errno)}`,
-            { pid, tid, op: "PTRACE_SECCOMP_GET_FILTER", errno },
-          );
-        }
-        const program = new Uint8Array(new ArrayBuffer(count * 8));
-        const got = Number(libc.ptraceBuffer(PTRACE_SECCOMP_GET_FILTER, tid, BigInt(index), program));
-        if (got !== count) {
-          const errno = lastErrno();
-          throw new ProcessError(
-            "PTRACE_FAILED",
-            `seccomp filter ${index} of thread ${tid} changed while read`,
-            {
-              pid,
-              tid,
-              op: "PTRACE_SECCOMP_GET_FILTER",
-              errno: got === -1 ? errno : ERRNO.EINTR,
-            },
-          );
-        }
-        filters.push(program);
-      }
-      out.set(tid, filters);
+  for (const tid of tids) {
+    let stopped: ReturnType<typeof stopProcess>;
+    try {
+      stopped = stopProcess(pid, { only: [tid], realtime: false });
+    } catch (e) {
+      if (e instanceof ProcessError && e.code === "NO_SUCH_PROCESS" && pid !== tid) continue; // ended
+      throw e;
     }
-  } finally {
-    stopped.resume();
+    try {
+      if (stopped.threads.some((t) => t.tid === tid)) out.set(tid, readThreadFilters(pid, tid));
+    } finally {
+      stopped.resume();
+    }
   }
   return out;
+}
+
+function readThreadFilters(pid: number, tid: number): Uint8Array[] {
+  const libc = getLibc();
+  const filters: Uint8Array[] = [];
+  for (let index = 0; ; index++) {
+    const count = Number(libc.ptrace(PTRACE_SECCOMP_GET_FILTER, tid, BigInt(index), 0n));
+    if (count === -1) {
+      const errno = lastErrno();
+      if (errno === ENOENT) return filters;
+      throw new ProcessError(
+        "PERMISSION_DENIED",
+        `cannot read seccomp filter ${index} of thread ${tid}: ${errnoName(errno)}`,
+        { pid, tid, op: "PTRACE_SECCOMP_GET_FILTER", errno },
+      );
+    }
+    const program = new Uint8Array(new ArrayBuffer(count * 8));
+    const got = Number(libc.ptraceBuffer(PTRACE_SECCOMP_GET_FILTER, tid, BigInt(index), program));
+    if (got !== count) {
+      const errno = lastErrno();
+      throw new ProcessError("PTRACE_FAILED", `seccomp filter ${index} of thread ${tid} changed while read`, {
+        pid,
+        tid,
+        op: "PTRACE_SECCOMP_GET_FILTER",
+        errno: got === -1 ? errno : ERRNO.EINTR,
+      });
+    }
+    filters.push(program);
+  }
 }
