@@ -234,6 +234,7 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
     const record: JournalPatch = {
       id: m.id,
       file: patchPath,
+      sha256: m.sha256,
       source: m.source,
       state: "applying",
       mapping: { address: hex(base), size: hex(layout.size), ...dataOffsetField(patch.elf, layout) },

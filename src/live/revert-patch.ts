@@ -147,7 +147,11 @@ function revertOnce(pid: number, options: RevertOptions, note: AuditNote): Rever
     const targets = choose(journal, options, pid);
     note.entries = targets.map((p) => p.id);
     if (targets.length === 1 && (targets[0]!.kind ?? "patch") === "patch")
-      note.patch = { id: targets[0]!.id, file: targets[0]!.file };
+      note.patch = {
+        id: targets[0]!.id,
+        file: targets[0]!.file,
+        ...(targets[0]!.sha256 === undefined ? {} : { sha256: targets[0]!.sha256 }),
+      };
     // Check every byte before changing any, in the order they will be restored: a patch stacked on
     // another (reverted first, with --all) puts back the bytes the one below it wrote.
     const foreign: string[] = [];

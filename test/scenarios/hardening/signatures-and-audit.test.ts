@@ -223,6 +223,7 @@ describe("graft apply --require-signature refuses before touching the target", (
       entries: [idA],
       target: { pid: target.pid },
     });
+    expect(revert!.patch).toEqual(apply!.patch);
     const log = graft(["log", "--pid", String(target.pid), "--last", "2", "--json"]);
     expect(JSON.parse(log.stdout).records).toEqual([apply, revert]);
   });
