@@ -1,7 +1,7 @@
 /**
  * graft's view of a seccomp filter, checked against the kernel's: a probe process installs real
- * filters (seccomp-probe.c: kill/errno on exec mmaps, systemd's W^X filter, one using scratch memory,
- * ALU and TAX/TXA, and two stacked), graft reads them out of the live process
+ * filters (seccomp-probe.c: kill/errno on exec mmaps, systemd's W^X filter, two that between them use
+ * every instruction class a seccomp filter may, and two stacked), graft reads them out of the live process
  * (PTRACE_SECCOMP_GET_FILTER) and predicts the outcome of a call with its interpreter; then the probe
  * makes that call and the kernel's answer — success, an errno, or death — must be the prediction.
  */
@@ -22,7 +22,7 @@ import { isAlive, killTarget, type LiveTarget, output, startTarget } from "../..
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SYS = { mmap: 9, mprotect: 10 } as const;
-const FILTERS = ["exec-kill", "exec-errno", "wx", "alu", "stack"] as const;
+const FILTERS = ["exec-kill", "exec-errno", "wx", "alu", "misc", "stack"] as const;
 const CALLS: readonly (readonly ["mmap" | "mprotect", number])[] = [
   ["mmap", 1],
   ["mmap", 5],

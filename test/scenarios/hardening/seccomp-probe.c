@@ -88,6 +88,36 @@ static void alu_filter(void) {
   install(f, sizeof f / sizeof f[0]);
 }
 
+/* The rest of the instruction set: LD IMM/LEN, DIV/SUB/ADD/RSH, AND X, JGE, JEQ X, JA, RET A. mmap:
+ * 8 / prot - 1 >= 1 (prot 1) returns ERRNO(7) computed in A; mprotect: prot & (64 >> 4 = 4 = PROT_EXEC)
+ * gets EACCES. */
+static void misc_filter(void) {
+  struct sock_filter f[] = {
+      ARCH_CHECK,
+      LOAD(nr),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 0, 9),
+      LOAD(args[2]),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      BPF_STMT(BPF_LD | BPF_IMM, 8),
+      BPF_STMT(BPF_ALU | BPF_DIV | BPF_X, 0),
+      BPF_STMT(BPF_ALU | BPF_SUB | BPF_K, 1),
+      BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, 1, 0, 2),
+      BPF_STMT(BPF_ALU | BPF_ADD | BPF_K, SECCOMP_RET_ERRNO),
+      BPF_STMT(BPF_RET | BPF_A, 0),
+      BPF_STMT(BPF_JMP | BPF_JA, 8),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 0, 7),
+      BPF_STMT(BPF_LD | BPF_W | BPF_LEN, 0),
+      BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+      BPF_STMT(BPF_MISC | BPF_TAX, 0),
+      LOAD(args[2]),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_X, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_X, 0, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EACCES),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  install(f, sizeof f / sizeof f[0]);
+}
+
 static void on_usr1(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
@@ -102,6 +132,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(f, "exec-errno")) exec_filter(SECCOMP_RET_ERRNO | EPERM);
   else if (!strcmp(f, "wx")) wx_filter();
   else if (!strcmp(f, "alu")) alu_filter();
+  else if (!strcmp(f, "misc")) misc_filter();
   else if (!strcmp(f, "stack")) wx_filter(), alu_filter();
   printf("ready\n");
   pause();
