@@ -117,7 +117,7 @@ export const ERROR_CODES = {
   },
   MEMORY_SHARED: {
     message: "another process shares this process's memory (CLONE_VM or vfork)",
-    hint: "graft can only stop one process's threads; wait until the vfork child has exec'd or exited",
+    hint: "graft stops one process's threads; retry once a vfork child has exec'd or exited",
   },
   // call-site changes
   CALL_SITE_NOT_FOUND: {

@@ -37,12 +37,45 @@ export function refuseSharedMemory(pid: number): void {
         ? `process ${s.pid} (${s.name}) is ${s.relation === "child" ? "a vfork child of" : "the vfork parent of"} process ${pid}: they share one address space until the child execs or exits`
         : `process ${s.pid} (${s.name}) shares the address space of process ${pid} (clone with CLONE_VM, ${s.relation === "child" ? "its child" : "its parent"}): graft cannot stop both at once`,
     ),
-    { subject: `pid ${pid}` },
+    {
+      subject: `pid ${pid}`,
+      hint: sharers.every((s) => s.vfork)
+        ? "retry once the vfork child has exec'd or exited (it shares the memory only until then)"
+        : "graft stops the threads of one process; a CLONE_VM sharer would run on through the rewritten bytes, so this process cannot be patched live",
+    },
   );
 }
 
+const PROT_NAMES: readonly [number, string][] = [
+  [1, "PROT_READ"],
+  [2, "PROT_WRITE"],
+  [4, "PROT_EXEC"],
+];
+const MAP_NAMES: readonly [number, string][] = [
+  [0x02, "MAP_PRIVATE"],
+  [0x20, "MAP_ANONYMOUS"],
+  [0x100000, "MAP_FIXED_NOREPLACE"],
+];
+
+function flagNames(value: bigint, names: readonly [number, string][]): string {
+  const set = names.filter(([bit]) => (value & BigInt(bit)) !== 0n).map(([, name]) => name);
+  const rest = names.reduce((v, [bit]) => v & ~BigInt(bit), value);
+  if (rest !== 0n) set.push(hex(rest));
+  return set.join("|") || "0";
+}
+
+/** `mmap(0x7f…, 0x2000, PROT_READ|PROT_EXEC, MAP_PRIVATE|…, -1, 0)`, as strace would print it. */
 function describeCall(c: InjectedCall): string {
-  return `${c.name}(${c.args.map((a) => hex(a)).join(", ")})`;
+  const a = c.args.map((x) => hex(x));
+  if (c.name === "mmap")
+    return `mmap(${a[0]}, ${a[1]}, ${flagNames(c.args[2]!, PROT_NAMES)}, ${flagNames(c.args[3]!, MAP_NAMES)}, -1, 0)`;
+  if (c.name === "mprotect") return `mprotect(${a[0]}, ${a[1]}, ${flagNames(c.args[2]!, PROT_NAMES)})`;
+  return `${c.name}(${a.join(", ")})`;
+}
+
+function threadList(tids: readonly number[]): string {
+  const shown = tids.slice(0, 8).join(", ");
+  return `thread${tids.length > 1 ? "s" : ""} ${shown}${tids.length > 8 ? ` and ${tids.length - 8} more` : ""}`;
 }
 
 /**
@@ -91,7 +124,7 @@ export function findSeccompBlocks(pid: number, calls: readonly InjectedCall[]): 
       if (verdict !== undefined) blocks.set(verdict, [...(blocks.get(verdict) ?? []), tid]);
     }
   }
-  return [...blocks].map(([v, tids]) => `${v} (thread${tids.length > 1 ? "s" : ""} ${tids.join(", ")})`);
+  return [...blocks].map(([v, tids]) => `${v} (${threadList(tids)})`);
 }
 
 /** Refuse (SECCOMP_BLOCKS_SYSCALL) unless every thread's seccomp filter lets every call in `calls` run. */
