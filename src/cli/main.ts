@@ -7,8 +7,12 @@ import { registerCallsite } from "./commands/callsite.js";
 import { registerCflags } from "./commands/cflags.js";
 import { registerCheck } from "./commands/check.js";
 import { registerImpact } from "./commands/impact.js";
+import { registerKeygen } from "./commands/keygen.js";
+import { registerLog } from "./commands/log.js";
 import { registerRevert } from "./commands/revert.js";
+import { registerSign } from "./commands/sign.js";
 import { registerStatus } from "./commands/status.js";
+import { registerVerify } from "./commands/verify.js";
 import { EXIT } from "./exit-codes.js";
 import { reportError } from "./output.js";
 
@@ -21,6 +25,14 @@ program
   .version("0.1.0")
   .showHelpAfterError("(run with --help for usage and examples)")
   .exitOverride()
+  .option(
+    "--audit-log <file>",
+    "append the audit log here (also $GRAFT_AUDIT_LOG; default: in the state dir)",
+  )
+  .hook("preAction", () => {
+    const file = program.opts<{ auditLog?: string }>().auditLog;
+    if (file !== undefined) process.env.GRAFT_AUDIT_LOG = file;
+  })
   .addHelpText(
     "after",
     `
@@ -34,6 +46,8 @@ Examples:
   graft calls ./server --to log_request      where it is called, and which calls can be rewritten live
   graft callsite $(pidof server) --to log_request --nop    silence those calls (--restore: back)
   graft impact ./server parse_header         every function to patch along with parse_header
+  graft log --last 20                        every change graft made (who, when, which process, result)
+  graft keygen -o ops && graft sign fix.graft --key ops.key    sign a patch (verify: graft verify)
 
 Exit codes: 0 ok, 1 failed (target unchanged), 2 usage, 3 refused by a safety check, 70 internal error.
 Set GRAFT_DEBUG=1 for stack traces.`,
@@ -58,6 +72,10 @@ registerRevert(program, run);
 registerStatus(program, run);
 registerCallsite(program, run);
 registerImpact(program, run);
+registerKeygen(program, run);
+registerSign(program, run);
+registerVerify(program, run);
+registerLog(program, run);
 
 try {
   await program.parseAsync(process.argv);

@@ -101,6 +101,36 @@ export const ERROR_CODES = {
     message: "a patch this one depends on is not applied",
     hint: "apply the patches it was built --after first",
   },
+  // signatures
+  SIGNATURE_MISSING: {
+    message: "the patch is not signed",
+    hint: "sign it with graft sign PATCH --key KEY (the signature goes to PATCH.sig), or pass --signature FILE",
+  },
+  SIGNATURE_INVALID: {
+    message: "the patch's signature does not match it",
+    hint: "the patch or its manifest was changed after signing, or the .sig belongs to another patch; get the patch again",
+  },
+  SIGNATURE_UNTRUSTED: {
+    message: "the patch is signed by a key that is not trusted",
+    hint: "pass the signer's public key with --pubkey PUB, or put it in the GRAFT_TRUSTED_KEYS directory",
+  },
+  KEY_INVALID: {
+    message: "not a usable ed25519 key",
+    hint: "make a key pair with graft keygen; pass the .key to sign and the .pub to verify",
+  },
+  // targets graft will not change
+  SECCOMP_BLOCKS_SYSCALL: {
+    message: "a seccomp filter in the process would block or kill a system call graft injects",
+    hint: "the filter cannot be changed from outside; patch the program's next start instead, or relax the service's SystemCallFilter",
+  },
+  SECCOMP_UNREADABLE: {
+    message: "the process runs under a seccomp filter that graft cannot read",
+    hint: "run graft as root (reading a filter needs CAP_SYS_ADMIN) so it can check the filter allows mmap/mprotect",
+  },
+  MEMORY_SHARED: {
+    message: "another process shares this process's memory (CLONE_VM or vfork)",
+    hint: "graft stops one process's threads; retry once a vfork child has exec'd or exited",
+  },
   // call-site changes
   CALL_SITE_NOT_FOUND: {
     message: "no such call site",

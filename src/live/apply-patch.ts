@@ -7,17 +7,20 @@ import { openMemory, type ProcessMemory } from "../process/memory.js";
 import { sleepSync } from "../process/poll-wait.js";
 import { warmUpSavedPcSearch } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
-import { injectMmap, injectMprotect, injectMunmap, PROT } from "../process/syscall-inject.js";
+import { injectMmap, injectMprotect, injectMunmap, MAP, PROT } from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
 import { type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { journaledBytes } from "./journaled-bytes.js";
 import { linkPatch } from "./link-patch.js";
 import { type PatchFile, readPatchFile } from "./patch-file.js";
 import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
+import { type TrustedKey, type VerifiedSignature, verifyPatchSignature } from "./patch-signature.js";
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
 import { lockTarget } from "./target-lock.js";
 import { TargetModules } from "./target-modules.js";
+import { refuseSeccompBlocks, refuseSharedMemory, targetNotes } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 export interface ApplyOptions {
@@ -25,6 +28,13 @@ export interface ApplyOptions {
   readonly dryRun?: boolean;
   /** Give up stopping the threads after this long. */
   readonly stopTimeoutMs?: number;
+  /**
+   * Require a valid signature by one of these keys (`graft apply --require-signature`), checked before
+   * the target is touched.
+   */
+  readonly trustedKeys?: readonly TrustedKey[];
+  /** The signature file; default PATCH.sig. */
+  readonly signatureFile?: string;
 }
 
 export interface AppliedFunction {
@@ -49,6 +59,10 @@ export interface ApplyResult {
   readonly pause: StopWindow | undefined;
   /** Instructions single-stepped to move threads out of rewritten bytes. */
   readonly stepped: number;
+  /** Facts about the target worth knowing (a CET shadow stack…), none of which stopped the apply. */
+  readonly notes: readonly string[];
+  /** Who signed the patch, when a signature was required. */
+  readonly signer: VerifiedSignature | undefined;
 }
 
 /**
@@ -59,8 +73,25 @@ export interface ApplyResult {
  * resume. Any failure before resume puts back every byte, unmaps the code and resumes.
  */
 export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
+  // A dry run changes nothing, so it leaves no audit line.
+  if (options.dryRun) return applyOnce(pid, patchPath, options, { patch: { file: patchPath } });
+  return audited("apply", pid, (note) => {
+    note.patch = { file: patchPath };
+    return applyOnce(pid, patchPath, options, note);
+  });
+}
+
+function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: AuditNote): ApplyResult {
   const patch = readPatchFile(patchPath);
   const m = patch.manifest;
+  note.patch = { id: m.id, sha256: m.sha256, file: patchPath };
+  // Verified on the bytes just read and hashed, so the file cannot change between check and use.
+  const signer =
+    options.trustedKeys === undefined
+      ? undefined
+      : verifyPatchSignature(patch, options.trustedKeys, options.signatureFile);
+  if (signer !== undefined) note.signedBy = signer.key;
+  refuseSharedMemory(pid);
   const arch = getLiveArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
@@ -134,6 +165,32 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       );
     }
     const base = region.start;
+    // Every system call loadCode (and a rollback) will inject, with its real arguments, must pass the
+    // process's seccomp filters: a filter that kills on mmap(PROT_EXEC) would kill the target.
+    refuseSeccompBlocks(pid, [
+      {
+        name: "mmap",
+        args: [
+          base,
+          layout.size,
+          BigInt(PROT.PROT_READ | PROT.PROT_EXEC),
+          BigInt(MAP.MAP_PRIVATE | MAP.MAP_ANONYMOUS | MAP.MAP_FIXED_NOREPLACE),
+          BigInt.asUintN(64, -1n),
+          0n,
+        ],
+      },
+      ...layout.segments
+        .filter((s) => s.kind === "rodata" || s.kind === "data")
+        .map((s) => ({
+          name: "mprotect" as const,
+          args: [
+            base + s.offset,
+            s.size,
+            BigInt(s.kind === "rodata" ? PROT.PROT_READ : PROT.PROT_READ | PROT.PROT_WRITE),
+          ],
+        })),
+      { name: "munmap", args: [base, layout.size] },
+    ]);
     const linked = linkPatch(patch.elf, layout, base, (name) => modules.resolve(target, name));
 
     const functions: AppliedFunction[] = [];
@@ -161,6 +218,8 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
     }));
     const result = {
       pid,
+      signer,
+      notes: targetNotes(pid),
       patch: m.id,
       file: patchPath,
       module: target.module.path,
@@ -175,6 +234,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
     const record: JournalPatch = {
       id: m.id,
       file: patchPath,
+      sha256: m.sha256,
       source: m.source,
       state: "applying",
       mapping: { address: hex(base), size: hex(layout.size), ...dataOffsetField(patch.elf, layout) },
@@ -201,6 +261,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       by: { pid: process.pid, uid: process.getuid?.() },
     };
     journal.patches.push(record);
+    note.entries = [record.id];
     saveJournal(journal);
     faultPoint("apply:journaled");
 
@@ -242,6 +303,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       throw e;
     }
     const { pause, stepped } = outcome;
+    faultPoint("apply:resumed");
     record.state = "applied";
     saveJournal(journal);
     return { ...result, dryRun: false, pause, stepped };

@@ -13,6 +13,7 @@ import { readMaps } from "../process/maps.js";
 import { openMemory } from "../process/memory.js";
 import { findModule } from "../process/modules.js";
 import type { StopWindow } from "../process/stop-the-world.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { journaledBytes, writesWithin } from "./journaled-bytes.js";
@@ -20,6 +21,7 @@ import { readPatchFile } from "./patch-file.js";
 import { revertPatch } from "./revert-patch.js";
 import { lockTarget } from "./target-lock.js";
 import { type LoadedModule, TargetModules } from "./target-modules.js";
+import { refuseSharedMemory } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 /** What to do to the selected calls. */
@@ -255,6 +257,13 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     throw new GraftError("USAGE", "give a call site address or --to FUNC, not both or neither");
   }
   if (request.action.kind === "restore") return restoreCallSites(pid, request);
+  if (request.dryRun) return changeOnce(pid, request, {});
+  return audited("callsite", pid, (note) => changeOnce(pid, request, note));
+}
+
+function changeOnce(pid: number, request: CallSiteRequest, note: AuditNote): CallSiteResult {
+  if (request.action.kind === "restore") return restoreCallSites(pid, request);
+  refuseSharedMemory(pid);
   const lock = request.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
   try {
@@ -411,6 +420,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     });
     if (request.dryRun || writes.length === 0) return result(undefined, 0);
 
+    note.entries = [...entries.values()].map((e) => e.id);
     saveJournal(journal);
     faultPoint("callsite:journaled");
     let outcome: { pause: StopWindow; stepped: number };
@@ -433,6 +443,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
       }
       throw e;
     }
+    faultPoint("callsite:resumed");
     for (const entry of entries.values()) entry.state = "applied";
     saveJournal(journal);
     return result(outcome.pause, outcome.stepped);
