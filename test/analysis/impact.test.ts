@@ -28,17 +28,19 @@ import { ImpactGraph } from "../../src/analysis/impact.js";
 import { GraftError } from "../../src/core/errors.js";
 import { readDwarf } from "../../src/formats/dwarf/dwarf.js";
 import { type Elf, parseElf } from "../../src/formats/elf/elf.js";
-import { buildFixture, type FixtureSpec, fixturesDir, run } from "../support/fixtures.js";
+import { buildFixture, compilerCommand, type FixtureSpec, fixturesDir, run } from "../support/fixtures.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "graft-impact-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** `Callgraph clone` events of `-fdump-ipa-clones` for the same source and flags: from → to. */
-function ipaClones(flags: readonly string[], pic: boolean): [string, string][] {
+function ipaClones(flags: readonly string[], pic: boolean, target?: "aarch64"): [string, string][] {
   const dir = mkdtempSync(join(tmp, "dump-"));
+  const [gcc, ...lead] = compilerCommand("gcc", target);
   execFileSync(
-    "gcc",
+    gcc,
     [
+      ...lead,
       ...(pic ? ["-fPIE"] : ["-fno-pie"]),
       ...flags,
       "-fdump-ipa-clones",
@@ -106,6 +108,26 @@ const GCC_CELLS: [string, FixtureSpec][] = [
     { compiler: "gcc", sources: ["impact.c"], flags: ["-g", "-O3", "-fexceptions"], output: "exe" },
   ],
   [
+    "-O2 PIE, AArch64",
+    {
+      compiler: "gcc",
+      target: "aarch64",
+      sources: ["impact.c"],
+      flags: ["-g", "-O2", "-fexceptions"],
+      output: "pie",
+    },
+  ],
+  [
+    "-O2 object, AArch64",
+    {
+      compiler: "gcc",
+      target: "aarch64",
+      sources: ["impact.c"],
+      flags: ["-g", "-O2", "-fexceptions"],
+      output: "object",
+    },
+  ],
+  [
     "-O2 -gdwarf-4 PIE",
     { compiler: "gcc", sources: ["impact.c"], flags: ["-gdwarf-4", "-O2", "-fexceptions"], output: "pie" },
   ],
@@ -133,7 +155,7 @@ describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
   const file = buildFixture(spec);
   const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
   const graph = new ImpactGraph(elf, readDwarf(elf));
-  const edges = ipaClones(spec.flags!, spec.output !== "exe");
+  const edges = ipaClones(spec.flags!, spec.output !== "exe", spec.target);
   const code = addresses(elf);
 
   test("agrees with -fdump-ipa-clones on every function's impacted set", () => {
@@ -161,8 +183,11 @@ describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
   });
 
   test("lists the cold part with its function, and the inlined cleanup's callers", () => {
-    expect(graftSet(graph, "guarded").cold).toEqual(["guarded.cold"]);
-    expect(graftSet(graph, "unlock").cold).toEqual(["guarded.cold"]);
+    // gcc 12 splits guarded's unwinding path into guarded.cold on x86-64, not on AArch64.
+    const cold = code.has("guarded.cold") ? ["guarded.cold"] : [];
+    if (spec.target === undefined) expect(cold).toEqual(["guarded.cold"]);
+    expect(graftSet(graph, "guarded").cold).toEqual(cold);
+    expect(graftSet(graph, "unlock").cold).toEqual(cold);
   });
 
   test("says whether the build lets IPA leave traceless dependencies", () => {

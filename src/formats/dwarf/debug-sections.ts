@@ -92,7 +92,7 @@ function relocate(elf: Elf, target: Section, bytes: Uint8Array, warn: (m: string
   const symbols = elf.symbols();
   const aarch64 = elf.header.e_machine === EM.EM_AARCH64;
   const abs64 = aarch64 ? R_AARCH64.R_AARCH64_ABS64 : R_X86_64.R_X86_64_64;
-  const abs32 = aarch64 ? 258 /* R_AARCH64_ABS32 */ : R_X86_64.R_X86_64_32;
+  const abs32 = aarch64 ? R_AARCH64.R_AARCH64_ABS32 : R_X86_64.R_X86_64_32;
   const none = aarch64 ? R_AARCH64.R_AARCH64_NONE : R_X86_64.R_X86_64_NONE;
   const skipped = new Set<number>();
   for (const set of sets) {
