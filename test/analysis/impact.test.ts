@@ -33,31 +33,33 @@ import { buildFixture, type FixtureSpec, fixturesDir, run } from "../support/fix
 const tmp = mkdtempSync(join(tmpdir(), "graft-impact-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** `Callgraph clone` events of `-fdump-ipa-clones` for the same source and flags: from → to. */
-function ipaClones(flags: readonly string[], pic: boolean): [string, string][] {
-  const dir = mkdtempSync(join(tmp, "dump-"));
-  execFileSync(
-    "gcc",
-    [
-      ...(pic ? ["-fPIE"] : ["-fno-pie"]),
-      ...flags,
-      "-fdump-ipa-clones",
-      "-c",
-      "-o",
-      "fixture.o",
-      join(fixturesDir, "impact.c"),
-    ],
-    { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const dump = readdirSync(dir).find((f) => f.endsWith(".ipa-clones"));
-  if (dump === undefined) throw new Error("gcc wrote no .ipa-clones dump");
-  return readFileSync(join(dir, dump), "utf8")
-    .split("\n")
-    .filter((l) => l.startsWith("Callgraph clone;"))
-    .map((l) => {
-      const f = l.split(";");
-      return [f[1]!, f[6]!];
-    });
+/** `Callgraph clone` events of `-fdump-ipa-clones` for the same sources and flags (one dump per unit): from → to. */
+function ipaClones(sources: readonly string[], flags: readonly string[], pic: boolean): [string, string][] {
+  return sources.flatMap((source) => {
+    const dir = mkdtempSync(join(tmp, "dump-"));
+    execFileSync(
+      "gcc",
+      [
+        ...(pic ? ["-fPIE"] : ["-fno-pie"]),
+        ...flags,
+        "-fdump-ipa-clones",
+        "-c",
+        "-o",
+        "unit.o",
+        join(fixturesDir, source),
+      ],
+      { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    const dump = readdirSync(dir).find((f) => f.endsWith(".ipa-clones"));
+    if (dump === undefined) throw new Error(`gcc wrote no .ipa-clones dump for ${source}`);
+    return readFileSync(join(dir, dump), "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("Callgraph clone;"))
+      .map((l): [string, string] => {
+        const f = l.split(";");
+        return [f[1]!, f[6]!];
+      });
+  });
 }
 
 /** Everything reachable from `start` over `edges`, `start` included. */
@@ -131,13 +133,17 @@ const GCC_CELLS: [string, FixtureSpec][] = [
       output: "pie",
     },
   ],
+  [
+    "-O2 two units sharing a header's static inline",
+    { compiler: "gcc", sources: ["impact-a.c", "impact-b.c"], flags: ["-g", "-O2"], output: "pie" },
+  ],
 ];
 
 describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
   const file = buildFixture(spec);
   const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
   const graph = new ImpactGraph(elf, readDwarf(elf));
-  const edges = ipaClones(spec.flags!, spec.output !== "exe");
+  const edges = ipaClones(spec.sources, spec.flags!, spec.output !== "exe");
   const code = addresses(elf);
 
   test("agrees with -fdump-ipa-clones on every function's impacted set", () => {
@@ -163,11 +169,11 @@ describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
     expect(disagreements).toEqual([]);
     // -O0 inlines nothing (no always_inline here): every set is the function alone.
     expect(nonTrivial).toBeGreaterThanOrEqual(
-      label.includes("-O0") ? 0 : label.includes("inline-only-static") ? 3 : 5,
+      label.includes("-O0") ? 0 : label.includes("inline-only-static") || label.includes("two units") ? 2 : 5,
     );
   });
 
-  test.skipIf(label.includes("-O0"))(
+  test.skipIf(label.includes("-O0") || label.includes("two units"))(
     "lists the cold part with its function, and the inlined cleanup's callers",
     () => {
       expect(graftSet(graph, "guarded").cold).toEqual(["guarded.cold"]);
@@ -176,7 +182,7 @@ describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
   );
 
   test("says whether the build lets IPA leave traceless dependencies", () => {
-    const { warnings, complete } = graph.impactOf("square");
+    const { warnings, complete } = graph.impactOf(label.includes("two units") ? "clamp" : "square");
     if (label.includes("live-patching") || label.includes("-O0")) {
       expect(warnings).toEqual([]);
       expect(complete).toBe(true);
@@ -340,6 +346,23 @@ describe("without full DWARF", () => {
     const report = new ImpactGraph(elf, readDwarf(elf)).impactOf("scale");
     expect(report.warnings.join("\n")).toMatch(/split DWARF/);
     expect(report.functions.map((f) => f.name)).toEqual(["scale.constprop.0"]);
+  });
+});
+
+describe("a header's static inline in two units", () => {
+  test("is one name with a copy per unit: its set holds the holders of both copies", () => {
+    const file = buildFixture({
+      compiler: "gcc",
+      sources: ["impact-a.c", "impact-b.c"],
+      flags: ["-g", "-O2"],
+      output: "pie",
+    });
+    const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
+    const r = new ImpactGraph(elf, readDwarf(elf)).impactOf("clamp");
+    expect(r.origins.map((o) => o.unit?.replace(/^.*\//, "")).sort()).toEqual(["impact-a.c", "impact-b.c"]);
+    const names = r.functions.map((f) => f.name);
+    for (const n of ["a1", "b1", "b2"]) expect(names).toContain(n);
+    expect(names.some((n) => n.startsWith("norm."))).toBe(true);
   });
 });
 
