@@ -302,6 +302,8 @@ describe.each(CLANG_CELLS)("clang %s", (label, spec) => {
       expect(r.functions[0]!.name).toMatch(/^scale\.llvm\.\d+$/);
       expect(r.functions[0]!.reasons).toEqual([{ kind: "self", of: "scale", suffixes: ["llvm"] }]);
       expect(graph.impactOf("scale").functions).toHaveLength(2);
+      const origin = graph.findOrigin(r.functions[0]!.name)!;
+      expect([origin.name, origin.unit?.replace(/^.*\//, "")]).toEqual(["scale", "lto-a.c"]);
     });
 });
 
