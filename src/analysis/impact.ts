@@ -324,6 +324,16 @@ export class ImpactGraph {
     };
   }
 
+  /**
+   * The source function a symbol's code belongs to: `scale.llvm.123` → scale of lto-a.c,
+   * `f.cold` → f. Lets a differ pair renamed copies across builds by source function and file.
+   */
+  findOrigin(symbol: string): ImpactOrigin | undefined {
+    const f = this.functions.find((x) => x.name === symbol || x.aliases.includes(symbol));
+    const id = f === undefined ? undefined : this.identityOfFunction.get(f);
+    return id === undefined ? undefined : { name: id.name, unit: this.unitName(id), die: id.die };
+  }
+
   /** The impacted set of every source function that has code, most impacted first. */
   impactMap(): ImpactMapReport {
     const entries: ImpactMapEntry[] = [];

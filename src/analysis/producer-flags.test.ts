@@ -9,6 +9,7 @@ test("gcc records its switches: the last -O wins, -flive-patching is seen", () =
     compiler: "gcc",
     lto: false,
     flagsRecorded: true,
+    flags: ["-mtune=generic", "-march=x86-64", "-g", "-O3", "-O2", "-flive-patching=inline-clone"],
     optimization: 2,
     livePatching: "inline-clone",
   });

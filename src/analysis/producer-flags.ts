@@ -5,6 +5,8 @@ export interface ProducerFlags {
   readonly lto: boolean;
   /** Whether the string carries command-line flags (gcc's -grecord-gcc-switches, on by default). */
   readonly flagsRecorded: boolean;
+  /** The recorded flags, in order (what a rebuild of the unit would pass again). */
+  readonly flags: readonly string[];
   /** 0 for -O0 or no -O, 1–3, "s", "z", "g", "fast"; undefined when flags were not recorded. */
   readonly optimization: number | "s" | "z" | "g" | "fast" | undefined;
   /** -flive-patching[=inline-clone|inline-only-static], the last one given. */
@@ -31,7 +33,7 @@ export function parseProducer(producer: string): ProducerFlags {
     } else if (f === "-flive-patching" || f === "-flive-patching=inline-clone") livePatching = "inline-clone";
     else if (f === "-flive-patching=inline-only-static") livePatching = "inline-only-static";
   }
-  return { compiler, lto, flagsRecorded: flags.length > 0, optimization, livePatching };
+  return { compiler, lto, flagsRecorded: flags.length > 0, flags, optimization, livePatching };
 }
 
 /** True when the flags mean inlining and IPA passes ran (-O1 and up, -Os/-Oz/-Og/-Ofast). */

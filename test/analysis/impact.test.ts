@@ -33,33 +33,40 @@ import { buildFixture, compilerCommand, type FixtureSpec, fixturesDir, run } fro
 const tmp = mkdtempSync(join(tmpdir(), "graft-impact-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** `Callgraph clone` events of `-fdump-ipa-clones` for the same source and flags: from → to. */
-function ipaClones(flags: readonly string[], pic: boolean, target?: "aarch64"): [string, string][] {
-  const dir = mkdtempSync(join(tmp, "dump-"));
+/** `Callgraph clone` events of `-fdump-ipa-clones` for the same sources and flags (one dump per unit): from → to. */
+function ipaClones(
+  sources: readonly string[],
+  flags: readonly string[],
+  pic: boolean,
+  target?: "aarch64",
+): [string, string][] {
   const [gcc, ...lead] = compilerCommand("gcc", target);
-  execFileSync(
-    gcc,
-    [
-      ...lead,
-      ...(pic ? ["-fPIE"] : ["-fno-pie"]),
-      ...flags,
-      "-fdump-ipa-clones",
-      "-c",
-      "-o",
-      "fixture.o",
-      join(fixturesDir, "impact.c"),
-    ],
-    { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
-  );
-  const dump = readdirSync(dir).find((f) => f.endsWith(".ipa-clones"));
-  if (dump === undefined) throw new Error("gcc wrote no .ipa-clones dump");
-  return readFileSync(join(dir, dump), "utf8")
-    .split("\n")
-    .filter((l) => l.startsWith("Callgraph clone;"))
-    .map((l) => {
-      const f = l.split(";");
-      return [f[1]!, f[6]!];
-    });
+  return sources.flatMap((source) => {
+    const dir = mkdtempSync(join(tmp, "dump-"));
+    execFileSync(
+      gcc!,
+      [
+        ...lead,
+        ...(pic ? ["-fPIE"] : ["-fno-pie"]),
+        ...flags,
+        "-fdump-ipa-clones",
+        "-c",
+        "-o",
+        "unit.o",
+        join(fixturesDir, source),
+      ],
+      { cwd: dir, stdio: ["ignore", "ignore", "pipe"] },
+    );
+    const dump = readdirSync(dir).find((f) => f.endsWith(".ipa-clones"));
+    if (dump === undefined) throw new Error(`gcc wrote no .ipa-clones dump for ${source}`);
+    return readFileSync(join(dir, dump), "utf8")
+      .split("\n")
+      .filter((l) => l.startsWith("Callgraph clone;"))
+      .map((l): [string, string] => {
+        const f = l.split(";");
+        return [f[1]!, f[6]!];
+      });
+  });
 }
 
 /** Everything reachable from `start` over `edges`, `start` included. */
@@ -95,6 +102,10 @@ function graftSet(graph: ImpactGraph, name: string): { addresses: string[]; cold
 }
 
 const GCC_CELLS: [string, FixtureSpec][] = [
+  [
+    "-O0 PIE",
+    { compiler: "gcc", sources: ["impact.c"], flags: ["-g", "-O0", "-fexceptions"], output: "pie" },
+  ],
   [
     "-O2 PIE",
     { compiler: "gcc", sources: ["impact.c"], flags: ["-g", "-O2", "-fexceptions"], output: "pie" },
@@ -149,18 +160,22 @@ const GCC_CELLS: [string, FixtureSpec][] = [
       output: "pie",
     },
   ],
+  [
+    "-O2 two units sharing a header's static inline",
+    { compiler: "gcc", sources: ["impact-a.c", "impact-b.c"], flags: ["-g", "-O2"], output: "pie" },
+  ],
 ];
 
 describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
   const file = buildFixture(spec);
   const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
   const graph = new ImpactGraph(elf, readDwarf(elf));
-  const edges = ipaClones(spec.flags!, spec.output !== "exe", spec.target);
+  const edges = ipaClones(spec.sources, spec.flags!, spec.output !== "exe", spec.target);
   const code = addresses(elf);
 
   test("agrees with -fdump-ipa-clones on every function's impacted set", () => {
     const names = new Set([
-      ...edges.flatMap(([a]) => [a]),
+      ...edges.map(([from]) => from),
       ...[...code.keys()].map((n) => parseCloneName(n).base),
     ]);
     const disagreements: string[] = [];
@@ -179,20 +194,26 @@ describe.each(GCC_CELLS)("gcc %s", (label, spec) => {
         disagreements.push(`${name}: graft [${got.join(" ")}], ipa-clones [${expected.join(" ")}]`);
     }
     expect(disagreements).toEqual([]);
-    expect(nonTrivial).toBeGreaterThanOrEqual(label.includes("inline-only-static") ? 3 : 5);
+    // -O0 inlines nothing (no always_inline here): every set is the function alone.
+    expect(nonTrivial).toBeGreaterThanOrEqual(
+      label.includes("-O0") ? 0 : label.includes("inline-only-static") || label.includes("two units") ? 2 : 5,
+    );
   });
 
-  test("lists the cold part with its function, and the inlined cleanup's callers", () => {
-    // gcc 12 splits guarded's unwinding path into guarded.cold on x86-64, not on AArch64.
-    const cold = code.has("guarded.cold") ? ["guarded.cold"] : [];
-    if (spec.target === undefined) expect(cold).toEqual(["guarded.cold"]);
-    expect(graftSet(graph, "guarded").cold).toEqual(cold);
-    expect(graftSet(graph, "unlock").cold).toEqual(cold);
-  });
+  test.skipIf(label.includes("-O0") || label.includes("two units"))(
+    "lists the cold part with its function, and the inlined cleanup's callers",
+    () => {
+      // gcc 12 splits guarded's unwinding path into guarded.cold on x86-64, not on AArch64.
+      const cold = code.has("guarded.cold") ? ["guarded.cold"] : [];
+      if (spec.target === undefined) expect(cold).toEqual(["guarded.cold"]);
+      expect(graftSet(graph, "guarded").cold).toEqual(cold);
+      expect(graftSet(graph, "unlock").cold).toEqual(cold);
+    },
+  );
 
   test("says whether the build lets IPA leave traceless dependencies", () => {
-    const { warnings, complete } = graph.impactOf("square");
-    if (label.includes("live-patching")) {
+    const { warnings, complete } = graph.impactOf(label.includes("two units") ? "clamp" : "square");
+    if (label.includes("live-patching") || label.includes("-O0")) {
       expect(warnings).toEqual([]);
       expect(complete).toBe(true);
     } else {
@@ -311,6 +332,8 @@ describe.each(CLANG_CELLS)("clang %s", (label, spec) => {
       expect(r.functions[0]!.name).toMatch(/^scale\.llvm\.\d+$/);
       expect(r.functions[0]!.reasons).toEqual([{ kind: "self", of: "scale", suffixes: ["llvm"] }]);
       expect(graph.impactOf("scale").functions).toHaveLength(2);
+      const origin = graph.findOrigin(r.functions[0]!.name)!;
+      expect([origin.name, origin.unit?.replace(/^.*\//, "")]).toEqual(["scale", "lto-a.c"]);
     });
 });
 
@@ -355,6 +378,23 @@ describe("without full DWARF", () => {
     const report = new ImpactGraph(elf, readDwarf(elf)).impactOf("scale");
     expect(report.warnings.join("\n")).toMatch(/split DWARF/);
     expect(report.functions.map((f) => f.name)).toEqual(["scale.constprop.0"]);
+  });
+});
+
+describe("a header's static inline in two units", () => {
+  test("is one name with a copy per unit: its set holds the holders of both copies", () => {
+    const file = buildFixture({
+      compiler: "gcc",
+      sources: ["impact-a.c", "impact-b.c"],
+      flags: ["-g", "-O2"],
+      output: "pie",
+    });
+    const elf = parseElf(new Uint8Array(readFileSync(file)), { file });
+    const r = new ImpactGraph(elf, readDwarf(elf)).impactOf("clamp");
+    expect(r.origins.map((o) => o.unit?.replace(/^.*\//, "")).sort()).toEqual(["impact-a.c", "impact-b.c"]);
+    const names = r.functions.map((f) => f.name);
+    for (const n of ["a1", "b1", "b2"]) expect(names).toContain(n);
+    expect(names.some((n) => n.startsWith("norm."))).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@
  * JSON that matches the library's report, and one-line errors with their exit codes.
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { ImpactGraph } from "../../src/analysis/impact.js";
@@ -79,4 +79,24 @@ describe("graft impact", () => {
     expect(help.status).toBe(0);
     expect(help.stdout).toMatch(/Examples:\n {2}graft impact /);
   });
+});
+
+describe("graft impact on a stripped library", () => {
+  const libc = "/lib/x86_64-linux-gnu/libc.so.6";
+  const id = existsSync(libc) ? parseElf(new Uint8Array(readFileSync(libc))).buildId() : undefined;
+  const debug =
+    id === undefined ? undefined : `/usr/lib/debug/.build-id/${id.slice(0, 2)}/${id.slice(2)}.debug`;
+
+  test.skipIf(debug === undefined || !existsSync(debug))(
+    "reads the DWARF and symbols of its separate debug file (libc6-dbg), found by build-id",
+    () => {
+      const stripped = graft("impact", libc, "unlink_chunk");
+      expect(stripped.status).toBe(0);
+      expect(stripped.stderr).toContain(`graft: DWARF from ${debug}`);
+      expect(stripped.stdout).toMatch(/unlink_chunk\.constprop\.0 +clone of unlink_chunk \(constprop\)/);
+      const direct = JSON.parse(graft("impact", debug!, "unlink_chunk", "--json").stdout);
+      const viaLink = JSON.parse(graft("impact", libc, "unlink_chunk", "--json").stdout);
+      expect(viaLink.functions).toEqual(direct.functions);
+    },
+  );
 });

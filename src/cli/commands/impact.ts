@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { ImpactGraph, type ImpactMapReport, type ImpactReport } from "../../analysis/impact.js";
 import { GraftError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
+import { readWithDebugFile } from "../../formats/dwarf/debug-link-file.js";
 import { readDwarf } from "../../formats/dwarf/dwarf.js";
 import { readElfFile } from "../../formats/elf/elf-file.js";
 import { printResult } from "../output.js";
@@ -19,7 +20,9 @@ export function registerImpact(
         ".llvm.<hash>, or a DWARF concrete instance under another name) and every alias at the\n" +
         "same address. A live patch of FUNC must replace all of them. Says when the set may be\n" +
         "incomplete: no DWARF, split DWARF, or a build whose IPA passes leave no trace (gcc\n" +
-        "without -flive-patching=inline-clone, clang), read from DW_AT_producer.",
+        "without -flive-patching=inline-clone, clang), read from DW_AT_producer. A stripped\n" +
+        "file's DWARF is read from its separate debug file (build-id or .gnu_debuglink under\n" +
+        "/usr/lib/debug, as gdb finds it), e.g. from a -dbgsym package.",
     )
     .argument("<file>", "ELF file (executable, shared library or .o), built with -g for inlined copies")
     .argument(
@@ -43,7 +46,11 @@ Examples:
         if (opts.all === (func !== undefined))
           throw new GraftError("USAGE", "give either FUNC or --all", { subject: "graft impact" });
         const elf = readElfFile(file);
-        const graph = new ImpactGraph(elf, readDwarf(elf));
+        // A stripped file: DWARF and the full symbol table from its separate debug file, if installed.
+        const { debugElf, debugFile } = readWithDebugFile(elf);
+        if (debugFile !== undefined && !opts.json) process.stderr.write(`graft: DWARF from ${debugFile}\n`);
+        const symbols = debugElf !== undefined && elf.symbols().length === 0 ? debugElf : elf;
+        const graph = new ImpactGraph(symbols, readDwarf(debugElf ?? elf));
         if (func !== undefined) printResult(graph.impactOf(func), opts.json, renderImpact);
         else printResult(graph.impactMap(), opts.json, renderImpactMap);
       }),
@@ -80,9 +87,14 @@ export function renderImpact(r: ImpactReport): string {
 /** The functions whose change reaches others, most impacted first, then the summary. */
 export function renderImpactMap(r: ImpactMapReport): string {
   let out = "";
+  const seen = new Map<string, number>();
+  for (const e of r.entries) seen.set(e.function, (seen.get(e.function) ?? 0) + 1);
   for (const e of r.entries) {
     if (e.others === 0) continue;
-    out += `${e.function}: ${e.impacted.length} function(s), ${e.size} bytes: ${e.impacted.join(", ")}\n`;
+    // Static functions of one name in several files (a header's static inline): say which.
+    const where =
+      (seen.get(e.function) ?? 0) > 1 && e.unit !== undefined ? ` (${e.unit.replace(/^.*\//, "")})` : "";
+    out += `${e.function}${where}: ${e.impacted.length} function(s), ${e.size} bytes: ${e.impacted.join(", ")}\n`;
   }
   const s = r.summary;
   out += `\n${r.file ?? "<bytes>"}: ${s.functions} function(s) with code, ${s.withImpact} reach other functions; ${s.totalImpacted} entries in all`;

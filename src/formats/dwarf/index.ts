@@ -1,6 +1,7 @@
 export * from "./abbrev.js";
 export * from "./attribute.js";
 export * from "./constants.js";
+export * from "./debug-link-file.js";
 export * from "./debug-sections.js";
 export * from "./dwarf.js";
 export * from "./dwarf-cursor.js";
