@@ -6,6 +6,7 @@ import { registerCalls } from "./commands/calls.js";
 import { registerCallsite } from "./commands/callsite.js";
 import { registerCflags } from "./commands/cflags.js";
 import { registerCheck } from "./commands/check.js";
+import { registerProbes } from "./commands/probes.js";
 import { registerRevert } from "./commands/revert.js";
 import { registerStatus } from "./commands/status.js";
 import { EXIT } from "./exit-codes.js";
@@ -55,6 +56,7 @@ registerApply(program, run);
 registerRevert(program, run);
 registerStatus(program, run);
 registerCallsite(program, run);
+registerProbes(program, run);
 
 try {
   await program.parseAsync(process.argv);
