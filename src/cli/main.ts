@@ -9,6 +9,7 @@ import { registerCheck } from "./commands/check.js";
 import { registerProbes } from "./commands/probes.js";
 import { registerRevert } from "./commands/revert.js";
 import { registerStatus } from "./commands/status.js";
+import { registerTrace } from "./commands/trace.js";
 import { EXIT } from "./exit-codes.js";
 import { reportError } from "./output.js";
 
@@ -33,6 +34,8 @@ Examples:
   graft revert $(pidof server)               undo it
   graft calls ./server --to log_request      where it is called, and which calls can be rewritten live
   graft callsite $(pidof server) --to log_request --nop    silence those calls (--restore: back)
+  graft probes ./server                      USDT probes and the functions graft trace can hook
+  graft trace $(pidof server) -F 'handle_*'  call tree with durations until Ctrl-C
 
 Exit codes: 0 ok, 1 failed (target unchanged), 2 usage, 3 refused by a safety check, 70 internal error.
 Set GRAFT_DEBUG=1 for stack traces.`,
@@ -57,6 +60,7 @@ registerRevert(program, run);
 registerStatus(program, run);
 registerCallsite(program, run);
 registerProbes(program, run);
+registerTrace(program, run);
 
 try {
   await program.parseAsync(process.argv);

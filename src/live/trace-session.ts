@@ -43,11 +43,12 @@ import { hex } from "../core/hex.js";
 import { findFreeRegionNear } from "../process/free-region.js";
 import { findMapping, readMaps } from "../process/maps.js";
 import { openMemory, type ProcessMemory, readMemory } from "../process/memory.js";
+import { processIsAlive } from "../process/process-alive.js";
 import { stepThreadsOutOf } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMmap, injectMunmap, injectSyscall, MAP, PROT } from "../process/syscall-inject.js";
 import { findThreadIdOffset } from "../process/thread-id-offset.js";
-import { listThreads, pickQuietThread } from "../process/threads.js";
+import { pickQuietThread } from "../process/threads.js";
 import { sampleTsc, type TscSample } from "../process/tsc.js";
 import { loadMainModule } from "./main-module.js";
 import { lockTarget, type TargetLock } from "./target-lock.js";
@@ -334,7 +335,7 @@ export class TraceSession {
   }
 
   #detachLive(): DetachResult {
-    if (listThreads(this.pid).length === 0) return gone();
+    if (!processIsAlive(this.pid)) return gone();
     let stopped: StoppedProcess;
     try {
       stopped = stopProcess(this.pid);
