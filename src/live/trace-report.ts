@@ -1,9 +1,10 @@
 /**
- * From a trace session's records to what people read: per-thread call trees with durations, and a
- * summary per function (calls, total and self time). Pure: no I/O.
+ * From a trace session's records to what people read: a summary per function (calls, total and self
+ * time) computed in one streaming pass, and — only when an output needs them — per-thread call trees
+ * with durations. Pure: no I/O.
  */
-import type { TscClock } from "../process/tsc.js";
-import type { TracedFunction, TraceLosses, TraceRecord } from "./trace-session.js";
+import { RECORD_KIND } from "../arch/trace-layout.js";
+import type { RecordVisitor, TracedFunction, TraceLosses } from "./trace-session.js";
 
 /** One call. Times are nanoseconds since tracing began. */
 export interface CallNode {
@@ -13,7 +14,7 @@ export interface CallNode {
   readonly start: number;
   /** Undefined while the call had not returned when tracing ended. */
   end: number | undefined;
-  /** The frame was left without returning (longjmp); `end` is when that was noticed. */
+  /** The frame was left without returning (longjmp), or its exit record was lost. */
   unwound: boolean;
   readonly depth: number;
   readonly args: readonly bigint[] | undefined;
@@ -32,6 +33,7 @@ export interface FunctionSummary {
 
 export interface ThreadTrace {
   readonly tid: number;
+  /** Empty unless trees were asked for. */
   readonly roots: readonly CallNode[];
   readonly calls: number;
 }
@@ -48,90 +50,110 @@ export interface TraceReport {
   readonly durationNs: number;
 }
 
-/** Build call trees and the summary from the records of one session. */
+interface Frame {
+  readonly fid: number;
+  readonly start: number;
+  child: number;
+  readonly node: CallNode | undefined;
+}
+
+interface ThreadState {
+  readonly tid: number;
+  readonly stack: Frame[];
+  readonly roots: CallNode[];
+  /** Open calls per function (recursion: only the outermost adds to the total). */
+  readonly open: Int32Array;
+  calls: number;
+}
+
+/** Build the summary (and with `trees`, the call trees) from one session's records. */
 export function buildTraceReport(input: {
   pid: number;
   functions: readonly TracedFunction[];
-  records: readonly TraceRecord[];
-  clock: TscClock;
-  /** Monotonic ns when tracing began (times are relative to it). */
-  originNs: number;
+  forEachRecord: (visit: RecordVisitor) => number;
+  ticksPerNs: number;
   durationNs: number;
   losses: TraceLosses;
+  trees: boolean;
 }): TraceReport {
-  const byTid = new Map<number, TraceRecord[]>();
-  for (const r of input.records) {
-    const list = byTid.get(r.tid);
-    if (list === undefined) byTid.set(r.tid, [r]);
-    else list.push(r);
-  }
+  const n = input.functions.length;
+  const calls = new Float64Array(n);
+  const total = new Float64Array(n);
+  const self = new Float64Array(n);
+  const max = new Float64Array(n);
+  const threads = new Map<number, ThreadState>();
   let unmatchedExits = 0;
-  const threads: ThreadTrace[] = [];
-  const rows = input.functions.map((f) => ({ name: f.name, calls: 0, totalNs: 0, selfNs: 0, maxNs: 0 }));
-  let calls = 0;
-  for (const [tid, records] of [...byTid].sort((a, b) => a[0] - b[0])) {
-    const roots: CallNode[] = [];
-    const stack: CallNode[] = [];
-    let threadCalls = 0;
-    for (const r of records) {
-      const ns = input.clock.toNs(r.tsc) - input.originNs;
-      if (r.kind === "entry") {
-        const node: CallNode = {
-          fid: r.fid,
-          name: input.functions[r.fid]!.name,
-          tid,
-          start: ns,
-          end: undefined,
-          unwound: false,
-          depth: stack.length,
-          args: r.args,
-          children: [],
-        };
-        (stack.at(-1)?.children ?? roots).push(node);
-        stack.push(node);
-        threadCalls++;
-        continue;
-      }
-      let at = stack.length - 1;
-      while (at >= 0 && stack[at]!.fid !== r.fid) at--;
-      if (at < 0) {
-        unmatchedExits++;
-        continue;
-      }
-      // Calls above the match lost their exit (ring full): close them here.
-      while (stack.length > at) {
-        const n = stack.pop()!;
-        n.end = ns;
-        n.unwound = r.kind === "unwound" || stack.length > at;
-      }
+  const close = (t: ThreadState, f: Frame, end: number, unwound: boolean): void => {
+    const d = end - f.start;
+    t.open[f.fid]!--;
+    if (t.open[f.fid] === 0) total[f.fid]! += d;
+    self[f.fid]! += d - f.child;
+    if (d > max[f.fid]!) max[f.fid] = d;
+    const parent = t.stack.at(-1);
+    if (parent !== undefined) parent.child += d;
+    if (f.node !== undefined) {
+      f.node.end = end;
+      f.node.unwound = unwound;
     }
-    calls += threadCalls;
-    threads.push({ tid, roots, calls: threadCalls });
-    const visit = (n: CallNode, active: Set<number>): void => {
-      const row = rows[n.fid]!;
-      row.calls++;
-      if (n.end !== undefined) {
-        const d = n.end - n.start;
-        if (!active.has(n.fid)) row.totalNs += d;
-        let child = 0;
-        for (const c of n.children) if (c.end !== undefined) child += c.end - c.start;
-        row.selfNs += d - child;
-        row.maxNs = Math.max(row.maxNs, d);
-      }
-      const recursive = active.has(n.fid);
-      if (!recursive) active.add(n.fid);
-      for (const c of n.children) visit(c, active);
-      if (!recursive) active.delete(n.fid);
-    };
-    for (const root of roots) visit(root, new Set());
+  };
+  const corrupt = input.forEachRecord((tid, ticks, kind, fid, _depth, args) => {
+    let t = threads.get(tid);
+    if (t === undefined) {
+      t = { tid, stack: [], roots: [], open: new Int32Array(n), calls: 0 };
+      threads.set(tid, t);
+    }
+    const ns = ticks / input.ticksPerNs;
+    if (kind === RECORD_KIND.entry) {
+      const node: CallNode | undefined = input.trees
+        ? {
+            fid,
+            name: input.functions[fid]!.name,
+            tid,
+            start: ns,
+            end: undefined,
+            unwound: false,
+            depth: t.stack.length,
+            args,
+            children: [],
+          }
+        : undefined;
+      if (node !== undefined) (t.stack.at(-1)?.node?.children ?? t.roots).push(node);
+      t.stack.push({ fid, start: ns, child: 0, node });
+      t.open[fid]!++;
+      calls[fid]!++;
+      t.calls++;
+      return;
+    }
+    let at = t.stack.length - 1;
+    while (at >= 0 && t.stack[at]!.fid !== fid) at--;
+    if (at < 0) {
+      unmatchedExits++;
+      return;
+    }
+    // Calls above the match lost their exit record: close them here too.
+    while (t.stack.length > at + 1) close(t, t.stack.pop()!, ns, true);
+    close(t, t.stack.pop()!, ns, kind === RECORD_KIND.unwound);
+  });
+  const summary: FunctionSummary[] = [];
+  for (let fid = 0; fid < n; fid++) {
+    if (calls[fid] === 0) continue;
+    summary.push({
+      name: input.functions[fid]!.name,
+      calls: calls[fid]!,
+      totalNs: total[fid]!,
+      selfNs: self[fid]!,
+      maxNs: max[fid]!,
+    });
   }
+  summary.sort((a, b) => b.totalNs - a.totalNs || b.calls - a.calls);
+  const list = [...threads.values()].sort((a, b) => a.tid - b.tid);
   return {
     pid: input.pid,
-    functions: input.functions.length,
-    threads,
-    summary: rows.filter((r) => r.calls > 0).sort((a, b) => b.totalNs - a.totalNs || b.calls - a.calls),
-    calls,
-    losses: input.losses,
+    functions: n,
+    threads: list.map((t) => ({ tid: t.tid, roots: t.roots, calls: t.calls })),
+    summary,
+    calls: list.reduce((s, t) => s + t.calls, 0),
+    losses: { ...input.losses, corrupt: input.losses.corrupt + corrupt },
     unmatchedExits,
     durationNs: input.durationNs,
   };

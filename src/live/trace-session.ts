@@ -88,15 +88,18 @@ export interface TracedFunction {
   readonly args: boolean;
 }
 
-/** One decoded record. */
-export interface TraceRecord {
-  readonly tid: number;
-  readonly tsc: bigint;
-  readonly kind: "entry" | "exit" | "unwound";
-  readonly fid: number;
-  readonly depth: number;
-  readonly args?: readonly bigint[];
-}
+/**
+ * Receives one record: `kind` is RECORD_KIND.entry (with `args` for --args functions), .exit or
+ * .unwound; `ticks` is the TSC relative to the session's first clock sample.
+ */
+export type RecordVisitor = (
+  tid: number,
+  ticks: number,
+  kind: number,
+  fid: number,
+  depth: number,
+  args: readonly bigint[] | undefined,
+) => void;
 
 /** What was lost, by cause; all zero means every call was recorded. */
 export interface TraceLosses {
@@ -108,7 +111,7 @@ export interface TraceLosses {
   readonly noSlot: number;
   /** Frames left without returning (longjmp), closed when noticed. */
   readonly unwound: number;
-  /** Records graft could not decode (should be 0). */
+  /** Records graft could not decode (should be 0; counted when the records are read, by the report). */
   readonly corrupt: number;
 }
 
@@ -148,7 +151,8 @@ export class TraceSession {
   readonly #writes: readonly SiteWrite[];
   readonly #lock: TargetLock;
   readonly #tails: bigint[];
-  readonly #chunks = new Map<number, { tid: number; data: Buffer[] }>();
+  /** Records per thread slot and thread id (a slot is reused when its thread's id comes back). */
+  readonly #chunks = new Map<string, { tid: number; data: Buffer[] }>();
   #bytesDrained = 0;
   #detached: DetachResult | undefined;
   #finalLosses: TraceLosses | undefined;
@@ -251,10 +255,11 @@ export class TraceSession {
       tailBytes.writeBigUInt64LE(newTail);
       this.#write(SLOT_TABLE_OFFSET + at + SLOT.tail, tailBytes);
       this.#tails[i] = newTail;
-      let entry = this.#chunks.get(i);
-      if (entry === undefined || entry.tid !== tid) {
+      const key = `${i}:${tid}`;
+      let entry = this.#chunks.get(key);
+      if (entry === undefined) {
         entry = { tid, data: [] };
-        this.#chunks.set(i, entry);
+        this.#chunks.set(key, entry);
       }
       entry.data.push(taken);
       copied += end;
@@ -285,38 +290,43 @@ export class TraceSession {
       shadowFull: Number(shadowFull),
       noSlot: Number(header.readBigUInt64LE(HEADER.noSlot)),
       unwound: Number(unwound),
-      corrupt: this.records().corrupt,
+      corrupt: 0,
     };
   }
 
-  /** Every record drained so far, per thread in the order written. */
-  records(): { records: TraceRecord[]; corrupt: number } {
-    const out: TraceRecord[] = [];
+  /**
+   * Visit every record drained so far, per thread in the order written, without allocating per
+   * record: `ticks` is the time-stamp counter relative to `clockStart.tsc` (exact as a number for
+   * 2^53 ticks, i.e. weeks). Returns how many records could not be decoded.
+   */
+  forEachRecord(visit: RecordVisitor): number {
     let corrupt = 0;
+    const baseHi = Number(this.clockStart.tsc >> 32n);
+    const baseLo = Number(this.clockStart.tsc & 0xffffffffn);
+    const count = this.functions.length;
     for (const { tid, data } of this.#chunks.values()) {
       for (const buf of data) {
-        for (let at = 0; at + RECORD_BYTES <= buf.length; ) {
-          const tsc = buf.readBigUInt64LE(at);
+        for (let at = 0; at + RECORD_BYTES <= buf.length; at += RECORD_BYTES) {
+          const ticks = (buf.readUInt32LE(at + 4) - baseHi) * 0x100000000 + (buf.readUInt32LE(at) - baseLo);
           const fid = buf.readUInt32LE(at + 8);
           const depth = buf.readUInt16LE(at + 12);
           const kind = buf[at + 15]!;
-          if (fid >= this.functions.length) corrupt++;
-          else if (kind === RECORD_KIND.entry) out.push({ tid, tsc, kind: "entry", fid, depth });
-          else if (kind === RECORD_KIND.exit) out.push({ tid, tsc, kind: "exit", fid, depth });
-          else if (kind === RECORD_KIND.unwound) out.push({ tid, tsc, kind: "unwound", fid, depth });
-          else if (kind === RECORD_KIND.entryArgs) {
+          if (fid >= count || kind === 0 || kind > RECORD_KIND.entryArgs) {
+            corrupt++;
+            continue;
+          }
+          if (kind === RECORD_KIND.entryArgs) {
             const args: bigint[] = [];
             for (let k = 1; k <= 3; k++) {
               args.push(buf.readBigUInt64LE(at + 16 * k), buf.readBigUInt64LE(at + 16 * k + 8));
             }
-            out.push({ tid, tsc, kind: "entry", fid, depth, args });
+            visit(tid, ticks, RECORD_KIND.entry, fid, depth, args);
             at += 3 * RECORD_BYTES;
-          } else corrupt++;
-          at += RECORD_BYTES;
+          } else visit(tid, ticks, kind, fid, depth, undefined);
         }
       }
     }
-    return { records: out, corrupt };
+    return corrupt;
   }
 
   /** Take every hook out, drain the last records, release the process (see the file comment). */

@@ -165,15 +165,14 @@ Examples:
           });
           const detached = session.detach();
           const clock = tscClock(session.clockStart, session.clockEnd ?? session.clockStart);
-          const { records } = session.records();
           const report = buildTraceReport({
             pid,
             functions: session.functions,
-            records,
-            clock,
-            originNs: Number(session.clockStart.ns),
+            forEachRecord: (visit) => session.forEachRecord(visit),
+            ticksPerNs: clock.ticksPerNs,
             durationNs: Number((session.clockEnd?.ns ?? session.clockStart.ns) - session.clockStart.ns),
             losses: session.losses(),
+            trees: opts.format !== "summary",
           });
           process.stderr.write(
             `graft: ${end === "exited" ? "process exited" : "detached"}: ${detached.sitesRestored} site(s) restored, ${detached.returnAddressesRestored} return address(es) put back, runtime ${detached.unmapped ? "unmapped" : `kept mapped (${detached.keptBecause})`}\n`,
