@@ -59,6 +59,7 @@ const SYS_CLOSE = 3;
 const SYS_FTRUNCATE = 77;
 const SYS_MEMFD_CREATE = 319;
 const MFD_CLOEXEC = 1;
+const MAP_POPULATE = 0x8000;
 const PAGE = 4096n;
 
 export interface TraceOptions {
@@ -74,6 +75,11 @@ export interface TraceOptions {
   readonly ringBytes?: number;
   /** Threads that can be traced at once (a power of two; default 64). */
   readonly slots?: number;
+  /**
+   * Map the event buffers populated (MAP_POPULATE): no page fault while tracing, at the price of
+   * committing slots × ringBytes of memory up front. Default: pages are faulted in on first use.
+   */
+  readonly prefault?: boolean;
 }
 
 /** One hooked function. */
@@ -593,7 +599,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         dataBase = injectMmap(setup, {
           length: BigInt(layout.totalBytes),
           prot: PROT.PROT_READ | PROT.PROT_WRITE,
-          flags: MAP.MAP_SHARED,
+          flags: MAP.MAP_SHARED | (options.prefault === true ? MAP_POPULATE : 0),
           fd: targetFd,
         });
         fd = openSync(`/proc/${setup.memoryPid}/fd/${targetFd}`, "r+");

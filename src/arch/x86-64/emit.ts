@@ -136,6 +136,13 @@ export class X86Emitter {
     this.#rel32(label);
   }
 
+  /** jmp *disp(base). */
+  jmpMem(base: Reg, disp: number): void {
+    this.#rex(false, 0, base);
+    this.bytes.push(0xff);
+    this.#mem(4, base, disp);
+  }
+
   ret(): void {
     this.bytes.push(0xc3);
   }

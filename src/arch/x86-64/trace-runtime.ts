@@ -9,7 +9,7 @@
  * address with `exit`; it returns with `ret $8`, dropping the fid. When the function returns into
  * `exit`, the shadow stack is popped down to the entry whose slot is the one just returned through
  * — entries above it belong to frames left without returning (longjmp), recorded as `unwound` —
- * an exit record is written, and `exit` returns to the original address.
+ * an exit record is written, and `exit` jumps to the original address.
  *
  * Every register the code touches is saved and restored (gcc's -fipa-ra lets a caller keep values
  * in caller-saved registers across a call to a function that leaves them alone, so even those
@@ -86,6 +86,53 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.aluLoad("add", R.r9, R.rdi, SLOT.ring);
   };
 
+  // rdi = this thread's slot (r8d = its tid), by one probe of the table inline; the claiming and
+  // probing loop runs out of line. Jumps to `missing` when there is none.
+  const findSlot = (L: (s: string) => string, missing: string): void => {
+    e.mov(R.rcx, R.r8, 32);
+    e.aluImm("and", R.rcx, layout.slots - 1, 32);
+    e.shl(R.rcx, 6);
+    e.movImm64(R.rdi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+    e.alu("add", R.rdi, R.rcx);
+    e.cmpMem(R.rdi, SLOT.tid, R.r8, 32);
+    e.jcc(CC.e, L("found"));
+    e.call("lookup");
+    e.test(R.rdi, R.rdi);
+    e.jcc(CC.e, missing);
+    e.bind(L("found"));
+  };
+
+  // Write one exit-kind record for shadow entry r9 (rdi slot, ecx its depth, r11 kind bits) when
+  // its entry was recorded; clobbers rax rdx rsi r8.
+  const exitRecord = (L: (s: string) => string): void => {
+    e.testMemImm(R.r9, SHADOW.flags, 1);
+    e.jcc(CC.e, L("done"));
+    e.load(R.rsi, R.rdi, SLOT.head);
+    e.mov(R.rax, R.rsi);
+    e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
+    e.aluImm("cmp", R.rax, layout.ringBytes - RECORD_BYTES);
+    e.jcc(CC.a, L("full"));
+    e.movImm32(R.rsi, RECORD_BYTES);
+    e.xaddMem(R.rdi, SLOT.head, R.rsi);
+    e.mov(R.r8, R.rsi);
+    e.aluImm("and", R.r8, mask);
+    e.aluLoad("add", R.r8, R.rdi, SLOT.ring);
+    e.rdtsc();
+    e.shl(R.rdx, 32);
+    e.alu("or", R.rax, R.rdx);
+    e.store(R.r8, 0, R.rax);
+    e.load(R.rax, R.r9, SHADOW.fid, 32);
+    e.mov(R.rdx, R.rcx, 32);
+    e.shl(R.rdx, 32);
+    e.alu("or", R.rax, R.rdx);
+    e.alu("or", R.rax, R.r11);
+    e.store(R.r8, 8, R.rax); // commit
+    e.jmp(L("done"));
+    e.bind(L("full"));
+    e.incMem(R.rdi, SLOT.dropped);
+    e.bind(L("done"));
+  };
+
   const emitEntry = (name: string, withArgs: boolean): void => {
     const L = (s: string) => `${name}.${s}`;
     const need = (withArgs ? 4 : 1) * RECORD_BYTES;
@@ -97,9 +144,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.loadFs32(R.r8, request.tidOffset);
     e.test(R.r8, R.r8, 32);
     e.jcc(CC.e, L("noslot"));
-    e.call("lookup");
-    e.test(R.rdi, R.rdi);
-    e.jcc(CC.e, L("noslot"));
+    findSlot(L, L("noslot"));
     e.load(R.rcx, R.rdi, SLOT.depth, 32);
     e.aluImm("cmp", R.rcx, layout.shadowEntries, 32);
     e.jcc(CC.ae, L("overflow"));
@@ -186,9 +231,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.lea(R.rsp, R.rsp, -8); // the slot again: it receives the original return address
   saveAll(e);
   e.loadFs32(R.r8, request.tidOffset);
-  e.call("lookup");
-  e.test(R.rdi, R.rdi);
-  e.jcc(CC.e, "exit.lost");
+  findSlot((x) => `exit.${x}`, "exit.lost");
   e.lea(R.r10, R.rsp, FRAME);
   e.load(R.rcx, R.rdi, SLOT.depth, 32);
   e.bind("exit.search");
@@ -207,46 +250,26 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.jmp("exit.search");
   e.bind("exit.match");
   e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
-  e.call("emit_exit");
+  exitRecord((x) => `exit.record.${x}`);
   e.load(R.rax, R.r9, SHADOW.returnAddress);
   e.store(R.rsp, FRAME, R.rax);
   e.store(R.rdi, SLOT.depth, R.rcx, 32);
   restoreAll(e);
-  e.ret();
+  // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
+  // return-stack-buffer entry of this call, so another `ret` would misalign it for the callers
+  // (each of their returns mispredicted). The slot just below rsp is in the red zone, which the
+  // kernel never overwrites with a signal frame (x86-64 SysV ABI §3.2.2).
+  e.lea(R.rsp, R.rsp, 8);
+  e.jmpMem(R.rsp, -8);
   // No shadow entry for this return: the original address is unknown. Never seen unless the
   // thread switched stacks under a traced frame (ucontext, coroutines), which is not supported.
   e.bind("exit.lost");
   e.ud2();
 
-  // emit_exit: rdi slot, r9 shadow entry, ecx its depth, r11 kind bits; clobbers rax rdx rsi r8.
+  // emit_exit: exitRecord as a subroutine, for the rare unwound records.
   e.align(16);
   e.bind("emit_exit");
-  e.testMemImm(R.r9, SHADOW.flags, 1);
-  e.jcc(CC.e, "emit_exit.done");
-  e.load(R.rsi, R.rdi, SLOT.head);
-  e.mov(R.rax, R.rsi);
-  e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
-  e.aluImm("cmp", R.rax, layout.ringBytes - RECORD_BYTES);
-  e.jcc(CC.a, "emit_exit.full");
-  e.movImm32(R.rsi, RECORD_BYTES);
-  e.xaddMem(R.rdi, SLOT.head, R.rsi);
-  e.mov(R.r8, R.rsi);
-  e.aluImm("and", R.r8, mask);
-  e.aluLoad("add", R.r8, R.rdi, SLOT.ring);
-  e.rdtsc();
-  e.shl(R.rdx, 32);
-  e.alu("or", R.rax, R.rdx);
-  e.store(R.r8, 0, R.rax);
-  e.load(R.rax, R.r9, SHADOW.fid, 32);
-  e.mov(R.rdx, R.rcx, 32);
-  e.shl(R.rdx, 32);
-  e.alu("or", R.rax, R.rdx);
-  e.alu("or", R.rax, R.r11);
-  e.store(R.r8, 8, R.rax); // commit
-  e.bind("emit_exit.done");
-  e.ret();
-  e.bind("emit_exit.full");
-  e.incMem(R.rdi, SLOT.dropped);
+  exitRecord((x) => `emit_exit.${x}`);
   e.ret();
 
   // lookup: r8d = tid → rdi = its slot (claimed on first use), 0 when the table is full;

@@ -20,6 +20,8 @@ interface TraceCliOptions {
   format: string;
   output?: string;
   bufferSize: string;
+  maxThreads: string;
+  prefault: boolean;
   json: boolean;
 }
 
@@ -101,6 +103,8 @@ export function registerTrace(
     )
     .option("-o, --output <file>", "write the trace there instead of stdout")
     .option("--buffer-size <bytes>", "event buffer per thread, a power of two (e.g. 64M)", "4M")
+    .option("--max-threads <n>", "threads traced at once, a power of two", "64")
+    .option("--prefault", "allocate every event buffer at attach (no page faults while tracing)", false)
     .option("--json", "print the summary, losses and detach result as JSON", false)
     .addHelpText(
       "after",
@@ -128,6 +132,18 @@ Examples:
         }
         const ringBytes = parseSize(opts.bufferSize);
         const depth = positive(opts.depth, "--depth");
+        const maxThreads = Number(opts.maxThreads);
+        if (
+          !Number.isInteger(maxThreads) ||
+          maxThreads < 1 ||
+          maxThreads > 4096 ||
+          (maxThreads & (maxThreads - 1)) !== 0
+        ) {
+          throw new GraftError(
+            "USAGE",
+            `--max-threads must be a power of two up to 4096, not ${opts.maxThreads}`,
+          );
+        }
         const duration = positive(opts.duration, "--duration");
         const pid = command.length > 0 ? startStopped(command) : parsePid(pidText!);
         let stop = false;
@@ -144,6 +160,8 @@ Examples:
               exclude: opts.notrace,
               args: opts.args,
               ringBytes,
+              slots: maxThreads,
+              prefault: opts.prefault,
               ...(depth === undefined ? {} : { maxDepth: Math.floor(depth) }),
             });
           } catch (e) {
