@@ -127,7 +127,10 @@ function main(): void {
     const samples: Record<string, Sample[]> = {};
     // Interleave the configurations, so a change in machine load hits them alike.
     for (let round = 0; round < args.runs; round++) {
-      for (const [name, run] of Object.entries(runners)) (samples[name] ??= []).push(run());
+      for (const [name, run] of Object.entries(runners)) {
+        samples[name] ??= [];
+        samples[name].push(run());
+      }
     }
     const calls = samples.plain![0]!.calls;
     const results = new Set(Object.values(samples).flatMap((s) => s.map((x) => x.result)));
