@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from "commander";
 import { registerApply } from "./commands/apply.js";
+import { registerBreak } from "./commands/break.js";
 import { registerBuild } from "./commands/build.js";
 import { registerCalls } from "./commands/calls.js";
 import { registerCallsite } from "./commands/callsite.js";
@@ -36,6 +37,7 @@ Examples:
   graft callsite $(pidof server) --to log_request --nop    silence those calls (--restore: back)
   graft probes ./server                      USDT probes and the functions graft trace can hook
   graft trace $(pidof server) -F 'handle_*'  call tree with durations until Ctrl-C
+  graft break $(pidof server) handle_request registers, arguments and backtrace of the next call
 
 Exit codes: 0 ok, 1 failed (target unchanged), 2 usage, 3 refused by a safety check, 70 internal error.
 Set GRAFT_DEBUG=1 for stack traces.`,
@@ -61,6 +63,7 @@ registerStatus(program, run);
 registerCallsite(program, run);
 registerProbes(program, run);
 registerTrace(program, run);
+registerBreak(program, run);
 
 try {
   await program.parseAsync(process.argv);
