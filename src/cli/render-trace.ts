@@ -161,3 +161,70 @@ export function renderTraceSummary(report: TraceReport, threads: boolean): strin
       : `# LOST: ${l.ringFull} record(s) to full buffers (try --buffer-size), ${l.shadowFull} call(s) too deep, ${l.noSlot} call(s) with no thread slot, ${l.corrupt} corrupt\n`;
   return out;
 }
+
+/** USDT hits as text, JSON lines or Chrome instant events, and a count per probe. */
+export interface UsdtView {
+  readonly pid: number;
+  readonly probes: readonly { provider: string; name: string; specs: readonly string[] }[];
+  readonly events: readonly {
+    ns: bigint;
+    tid: number;
+    probe: number;
+    args: readonly (bigint | undefined)[];
+  }[];
+  readonly originNs: bigint;
+}
+
+const usdtArg = (a: bigint | undefined): string => (a === undefined ? "?" : a.toString());
+
+export function* usdtTextLines(v: UsdtView): Generator<string> {
+  yield "#     TIME     TID     PROBE\n";
+  for (const e of v.events) {
+    const p = v.probes[e.probe]!;
+    yield `${formatDuration(Number(e.ns - v.originNs)).padStart(10)} [${String(e.tid).padStart(6)}] | ${p.provider}:${p.name}(${e.args.map(usdtArg).join(", ")})\n`;
+  }
+}
+
+export function* usdtJsonLines(v: UsdtView): Generator<string> {
+  for (const e of v.events) {
+    const p = v.probes[e.probe]!;
+    yield `${JSON.stringify({
+      type: "usdt",
+      ts_ns: Number(e.ns - v.originNs),
+      tid: e.tid,
+      provider: p.provider,
+      name: p.name,
+      args: e.args.map((a) => (a === undefined ? null : a.toString())),
+    })}\n`;
+  }
+}
+
+export function* usdtChromeChunks(v: UsdtView): Generator<string> {
+  yield '{"displayTimeUnit":"ns","traceEvents":[\n';
+  let first = true;
+  for (const e of v.events) {
+    const p = v.probes[e.probe]!;
+    const event = {
+      name: `${p.provider}:${p.name}`,
+      cat: "usdt",
+      ph: "i",
+      s: "t",
+      ts: Number(e.ns - v.originNs) / 1e3,
+      pid: v.pid,
+      tid: e.tid,
+      args: Object.fromEntries(e.args.map((a, i) => [`arg${i + 1}`, usdtArg(a)])),
+    };
+    yield `${first ? "" : ",\n"}${JSON.stringify(event)}`;
+    first = false;
+  }
+  yield "\n]}\n";
+}
+
+export function renderUsdtSummary(v: UsdtView): string {
+  let out = `\n# SUMMARY: ${v.events.length} probe hit(s)\n${"HITS".padStart(10)}  PROBE\n`;
+  v.probes.forEach((p, i) => {
+    const hits = v.events.filter((e) => e.probe === i).length;
+    out += `${String(hits).padStart(10)}  ${p.provider}:${p.name}  (${p.specs.join(" ")})\n`;
+  });
+  return out;
+}

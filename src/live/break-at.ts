@@ -29,10 +29,8 @@ import { listModules } from "../process/modules.js";
 import { nowNs, waitThreadUntil } from "../process/poll-wait.js";
 import {
   cont,
-  detach,
   getEventMsg,
   getRegs,
-  interrupt,
   PTRACE_EVENT,
   PTRACE_O,
   SIG,
@@ -44,6 +42,7 @@ import {
 import type { Registers } from "../process/registers.js";
 import { listThreads } from "../process/threads.js";
 import { loadMainModule } from "./main-module.js";
+import { releaseThreads } from "./release-threads.js";
 import { lockTarget } from "./target-lock.js";
 
 /** One frame of a backtrace. */
@@ -249,49 +248,14 @@ export async function breakAt(
     try {
       if (original !== undefined) mem.write(address, Uint8Array.of(original));
     } finally {
-      releaseAll(pid, threads, address, mode);
+      releaseThreads(pid, threads, (tid, regs) => {
+        if (regs.rip !== address + 1n) return false;
+        // It trapped before the byte went back: in step mode, run the restored instruction.
+        if (mode === "step") setRegs(tid, { ...regs, rip: address }, pid);
+        return true;
+      });
       mem.close();
       lock.release();
-    }
-  }
-}
-
-/**
- * Interrupt and detach every traced thread. One that hit the breakpoint before it was removed is
- * moved back onto the site in step mode (its trap replaced the original instruction's first byte);
- * signals met on the way are handed back at detach.
- */
-function releaseAll(pid: number, threads: Set<number>, address: bigint, mode: BreakResult["mode"]): void {
-  for (const tid of threads) {
-    try {
-      interrupt(tid, pid);
-    } catch {
-      threads.delete(tid);
-    }
-  }
-  for (const tid of threads) {
-    const signal = 0;
-    try {
-      for (let i = 0; i < 16; i++) {
-        const status = waitThreadUntil(tid, nowNs() + 1_000_000_000n, pid);
-        if (status === undefined || status.kind !== "stopped") break;
-        if (status.event === PTRACE_EVENT.PTRACE_EVENT_STOP) break;
-        if (status.event === 0 && status.signal === SIG.SIGTRAP) {
-          const regs = getRegs(tid, pid);
-          if (regs.rip === address + 1n && mode === "step") setRegs(tid, { ...regs, rip: address }, pid);
-          if (regs.rip === address + 1n || regs.rip === address) {
-            cont(tid, 0, pid);
-            interrupt(tid, pid);
-            continue;
-          }
-        }
-        // Anything else (a signal, an event): let it happen, then stop again.
-        cont(tid, status.event === 0 ? status.signal : 0, pid);
-        interrupt(tid, pid);
-      }
-      detach(tid, signal, pid);
-    } catch {
-      // The thread exited.
     }
   }
 }

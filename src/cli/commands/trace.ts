@@ -4,16 +4,28 @@ import { GraftError } from "../../core/errors.js";
 import { buildTraceReport } from "../../live/trace-report.js";
 import { runTrace } from "../../live/trace-run.js";
 import { attachTrace } from "../../live/trace-session.js";
+import { traceUsdt } from "../../live/usdt-trace.js";
 import { resumeStarted, startStopped } from "../../process/start-stopped.js";
 import { hasInvariantTsc, tscClock } from "../../process/tsc.js";
 import { toJson } from "../output.js";
 import { parsePid } from "../parse-pid.js";
-import { chromeTraceChunks, renderTraceSummary, traceJsonLines, traceTextLines } from "../render-trace.js";
+import {
+  chromeTraceChunks,
+  renderTraceSummary,
+  renderUsdtSummary,
+  traceJsonLines,
+  traceTextLines,
+  type UsdtView,
+  usdtChromeChunks,
+  usdtJsonLines,
+  usdtTextLines,
+} from "../render-trace.js";
 
 interface TraceCliOptions {
   filter: string[];
   notrace: string[];
   args: string[];
+  usdt: string[];
   depth?: string;
   duration?: string;
   threads: boolean;
@@ -70,6 +82,53 @@ function writeChunks(path: string | undefined, chunks: Iterable<string>): void {
   }
 }
 
+/** --usdt: trap-based probe tracing (live/usdt-trace.ts), then the chosen rendering. */
+async function traceProbes(
+  pid: number,
+  started: boolean,
+  opts: TraceCliOptions,
+  duration: number | undefined,
+  shouldStop: () => boolean,
+): Promise<void> {
+  const originNs = process.hrtime.bigint();
+  let result: Awaited<ReturnType<typeof traceUsdt>>;
+  try {
+    result = await traceUsdt(pid, opts.usdt, {
+      ...(duration === undefined ? {} : { durationMs: duration * 1000 }),
+      shouldStop,
+      onArmed: (probes) => {
+        process.stderr.write(
+          `graft: tracing ${probes.length} USDT probe site(s) of pid ${pid}${duration === undefined ? "; Ctrl-C to stop" : ""}\n`,
+        );
+        if (started) resumeStarted(pid);
+      },
+    });
+  } catch (e) {
+    if (started) process.kill(pid, "SIGKILL");
+    throw e;
+  }
+  const view: UsdtView = { pid, probes: result.probes, events: result.events, originNs };
+  if (opts.json) {
+    process.stdout.write(
+      `${toJson({ pid, end: result.end, probes: result.probes, hits: result.events.length, events: result.events })}\n`,
+    );
+    return;
+  }
+  const trace =
+    opts.format === "text"
+      ? usdtTextLines(view)
+      : opts.format === "json"
+        ? usdtJsonLines(view)
+        : opts.format === "chrome"
+          ? usdtChromeChunks(view)
+          : undefined;
+  if (trace !== undefined) writeChunks(opts.output, trace);
+  const summary = renderUsdtSummary(view);
+  if (opts.output === undefined && (opts.format === "json" || opts.format === "chrome"))
+    process.stderr.write(summary);
+  else process.stdout.write(summary);
+}
+
 export function registerTrace(
   program: Command,
   run: (action: () => void | Promise<void>) => Promise<void>,
@@ -90,6 +149,12 @@ export function registerTrace(
     .option(
       "--args <glob>",
       "also record the first six integer/pointer arguments of these functions",
+      collect,
+      [],
+    )
+    .option(
+      "--usdt <provider:name>",
+      "record hits of these USDT probes with their arguments instead (repeatable, globs)",
       collect,
       [],
     )
@@ -114,7 +179,8 @@ Examples:
   graft trace $(pidof server) -F 'handle_*' --duration 5 --format summary
   graft trace --format chrome -o t.json -- ./server --port 8080    open t.json in Perfetto
   graft trace $(pidof server) --args parse_header --depth 2
-  graft trace $(pidof server) --format json -o calls.jsonl`,
+  graft trace $(pidof server) --format json -o calls.jsonl
+  graft trace $(pidof postgres) --usdt 'postgresql:query__*' --duration 10`,
     )
     .action((operands: string[], opts: TraceCliOptions) =>
       run(async () => {
@@ -152,6 +218,15 @@ Examples:
         };
         process.on("SIGINT", onSignal);
         process.on("SIGTERM", onSignal);
+        if (opts.usdt.length > 0) {
+          try {
+            await traceProbes(pid, command.length > 0, opts, duration, () => stop);
+          } finally {
+            process.off("SIGINT", onSignal);
+            process.off("SIGTERM", onSignal);
+          }
+          return;
+        }
         try {
           let session: ReturnType<typeof attachTrace>;
           try {
