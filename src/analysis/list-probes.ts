@@ -31,7 +31,7 @@ export interface FunctionProbe {
   readonly address: bigint;
   readonly runtimeAddress: bigint;
   /** The kind of site trace uses, or undefined with `reason`. */
-  readonly site: "sled" | "fentry" | undefined;
+  readonly site: "sled" | "fentry" | "hotpatch" | "overwrite" | undefined;
   readonly siteAddress: bigint | undefined;
   readonly reason: string | undefined;
 }

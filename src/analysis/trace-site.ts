@@ -1,14 +1,21 @@
 import type { FunctionReport } from "./check.js";
-import type { RedirectWrite } from "./site-types.js";
+import type { RedirectKind, RedirectWrite } from "./site-types.js";
 
 /**
  * Where `graft trace` hooks one function: the entry jump (and a far jump when the entry room only
- * holds a `jmp rel8`), and where the function's own code goes on after the hook (`resume`).
+ * holds a `jmp rel8`), the original instructions the hook displaces (to run in the trampoline), and
+ * where the function's own code goes on after the hook (`resume`).
  */
 export interface TraceSite {
-  readonly kind: "sled" | "fentry";
+  readonly kind: RedirectKind;
   readonly entry: RedirectWrite;
   readonly far: RedirectWrite | undefined;
+  /**
+   * Link-time range of original instructions the hook replaces and the trampoline must run (hotpatch:
+   * the first instruction; overwrite: the instructions under the jump); undefined for sled NOPs and
+   * the fentry call, which are skipped.
+   */
+  readonly displaced: { readonly address: bigint; readonly length: number } | undefined;
   /** Link-time address execution continues at after the hook: the end of the entry room. */
   readonly resume: bigint;
 }
@@ -19,28 +26,36 @@ export type TraceSiteChoice =
   | { readonly site?: undefined; readonly reason: string };
 
 /**
- * Choose a trace hook among the sites `graft check` found. Only rooms whose bytes never run original
- * code work without relocating instructions: sled NOPs, and the fentry call/NOP (the `__fentry__`
- * call itself is skipped while traced, so a -pg build's gprof arcs miss the traced calls). Hotpatch
- * padding and entry overwrites would need the displaced first instructions copied into the
- * trampoline: not done, refused with that reason.
+ * Choose a trace hook among the sites `graft check` found, best first: sled NOPs and the fentry call
+ * (skipped: a -pg build's `__fentry__` is not called while traced, so gprof misses those arcs), then
+ * hotpatch padding and entry overwrites, whose displaced instructions the trampoline runs — only
+ * when they do not depend on where they run (overwrite sites say so; the hotpatch instruction is
+ * checked by the caller, which can decode it).
  */
 export function chooseTraceSite(fn: FunctionReport): TraceSiteChoice {
+  const problems: string[] = [];
   for (const s of fn.sites) {
     if (s.problems.length > 0) continue;
-    if (s.kind !== "sled" && s.kind !== "fentry") continue;
     const entry = s.writes.find((w) => w.role === "entry");
     const far = s.writes.find((w) => w.role === "far");
     if (entry === undefined) continue;
     if (far === undefined && entry.room < 5) continue;
-    return { site: { kind: s.kind, entry, far, resume: entry.address + BigInt(entry.room) } };
+    const resume = entry.address + BigInt(entry.room);
+    if (s.kind === "sled" || s.kind === "fentry") {
+      return { site: { kind: s.kind, entry, far, displaced: undefined, resume } };
+    }
+    if (s.detail.kind === "overwrite" && !s.detail.relocatable) {
+      problems.push("overwrite: the instructions under the jump depend on their address");
+      continue;
+    }
+    return {
+      site: { kind: s.kind, entry, far, displaced: { address: entry.address, length: entry.room }, resume },
+    };
   }
-  const kinds = fn.sites.filter((s) => s.problems.length === 0).map((s) => s.kind);
   return {
     reason:
-      kinds.length === 0
-        ? (fn.verdict.reasons.find((r) => !r.startsWith("sled: none") && !r.startsWith("fentry: no ")) ??
-          "no patch site (build with graft cflags)")
-        : `only ${kinds.join("/")} room: tracing needs a sled or fentry site (displaced instructions are not relocated)`,
+      problems[0] ??
+      fn.verdict.reasons.find((r) => !r.startsWith("sled: none") && !r.startsWith("fentry: no ")) ??
+      "no patch site (build with graft cflags)",
   };
 }

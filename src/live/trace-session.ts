@@ -88,7 +88,7 @@ export interface TracedFunction {
   readonly name: string;
   /** Runtime address of its entry. */
   readonly address: bigint;
-  readonly kind: "sled" | "fentry";
+  readonly kind: "sled" | "fentry" | "hotpatch" | "overwrite";
   /** Runtime address of the hook's entry write. */
   readonly site: bigint;
   readonly args: boolean;
@@ -514,8 +514,12 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
   const withArgs = (options.args ?? []).map(globToRegExp);
   const functions: TracedFunction[] = [];
   const skipped: { name: string; reason: string }[] = [];
-  const planned: { fn: TracedFunction; resume: bigint; site: ReturnType<typeof chooseTraceSite>["site"] }[] =
-    [];
+  const planned: {
+    fn: TracedFunction;
+    resume: bigint;
+    site: ReturnType<typeof chooseTraceSite>["site"];
+    displaced: Uint8Array | undefined;
+  }[] = [];
   for (const f of report.functions) {
     const wanted =
       (include.length === 0 ||
@@ -523,10 +527,41 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         matchesAny(f.name, f.aliases, withArgs)) &&
       !matchesAny(f.name, f.aliases, exclude);
     if (!wanted) continue;
+    // The entry point is jumped to by the kernel with argc at the stack pointer, not called: there
+    // is no return address to follow (hooking it would overwrite argc).
+    if (f.address === loaded.elf.header.e_entry) {
+      if (include.length > 0)
+        skipped.push({ name: f.name, reason: "the program's entry point is not called" });
+      continue;
+    }
     const choice = chooseTraceSite(f);
     if (choice.site === undefined) {
       if (include.length > 0 || withArgs.length > 0) skipped.push({ name: f.name, reason: choice.reason });
       continue;
+    }
+    let displaced: Uint8Array | undefined;
+    if (choice.site.displaced !== undefined) {
+      const d = choice.site.displaced;
+      const bytes = loaded.elf.findBytesAt(d.address, d.length);
+      const insns = bytes === undefined ? [] : arch.decode(bytes, d.address);
+      const moving = insns.find(
+        // A `ret` runs as well from a copy (it returns through the hijacked slot to `exit`).
+        (i) => i.pcRelative || !["other", "nop", "endbr", "return"].includes(i.kind),
+      );
+      if (
+        bytes === undefined ||
+        moving !== undefined ||
+        insns.reduce((n, i) => n + i.length, 0) !== d.length
+      ) {
+        if (include.length > 0 || withArgs.length > 0) {
+          skipped.push({
+            name: f.name,
+            reason: `${choice.site.kind}: ${moving?.text ?? "the first instructions"} cannot run elsewhere`,
+          });
+        }
+        continue;
+      }
+      displaced = bytes;
     }
     const fn: TracedFunction = {
       fid: functions.length,
@@ -537,7 +572,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       args: matchesAny(f.name, f.aliases, withArgs),
     };
     functions.push(fn);
-    planned.push({ fn, resume: choice.site.resume + loaded.bias, site: choice.site });
+    planned.push({ fn, resume: choice.site.resume + loaded.bias, site: choice.site, displaced });
   }
   if (functions.length === 0) {
     throw new GraftError(
@@ -554,7 +589,12 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
   const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 4 << 20);
   const maxDepth = options.maxDepth ?? 0x7fffffff;
   const runtimeFunctions = (): RuntimeFunction[] =>
-    planned.map((p) => ({ fid: p.fn.fid, resume: p.resume, args: p.fn.args }));
+    planned.map((p) => ({
+      fid: p.fn.fid,
+      resume: p.resume,
+      args: p.fn.args,
+      ...(p.displaced === undefined ? {} : { displaced: p.displaced }),
+    }));
   const sizing = generateTraceRuntime({
     codeBase: loaded.module.start,
     dataBase: 0n,
@@ -655,6 +695,12 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
             throw new GraftError("TARGET_OUT_OF_REACH", `hook for ${p.fn.name} out of jump reach`, {
               subject: `pid ${pid}`,
             });
+          }
+          // The rest of displaced instructions under an entry jump becomes int3: never run, never half.
+          if (p.displaced !== undefined && piece.address === entryAt && piece.bytes.length < piece.room) {
+            const filled = new Uint8Array(piece.room).fill(0xcc);
+            filled.set(piece.bytes);
+            piece.bytes = filled;
           }
           const original = mem.read(piece.address, piece.bytes.length);
           const file = loaded.elf.findBytesAt(piece.link, piece.bytes.length);

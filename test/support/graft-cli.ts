@@ -30,6 +30,9 @@ export function runGraft(
     encoding: "utf8",
     maxBuffer: 1 << 28,
     env: { ...process.env, ...env },
+    // A hung target must fail the test, not stall the suite; SIGINT lets graft trace detach cleanly.
+    timeout: 120_000,
+    killSignal: "SIGINT",
   });
   return { stdout: r.stdout, stderr: r.stderr, status: r.status ?? -1 };
 }

@@ -1,8 +1,9 @@
 /**
  * The in-target tracing runtime, generated as x86-64 machine code (no compiler at trace time).
  *
- * A traced function's site (sled NOPs or the fentry call) becomes `jmp stub_f`; the stub is
- *     push $fid ; call entry ; jmp <end of the site>
+ * A traced function's site (sled NOPs, the fentry call, hotpatch padding, or its first instructions)
+ * becomes `jmp stub_f`; the stub is
+ *     push $fid ; call entry ; [the displaced instructions] ; jmp <end of the site>
  * `entry` records {rdtsc, fid, depth} in the calling thread's ring (reserved with xadd, committed
  * by storing the record's kind word last), pushes {return-address slot,
  * original return address, fid} on the thread's shadow stack and replaces the function's return
@@ -36,6 +37,8 @@ export interface RuntimeFunction {
   readonly resume: bigint;
   /** Record rdi, rsi, rdx, rcx, r8, r9 at entry. */
   readonly args: boolean;
+  /** Position-independent original instructions the hook replaced, run before going back. */
+  readonly displaced?: Uint8Array;
 }
 
 export interface RuntimeRequest {
@@ -306,6 +309,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     stubs.push(e.here);
     e.pushImm(f.fid);
     e.call(f.args ? "entry_args" : "entry");
+    if (f.displaced !== undefined) e.raw(...f.displaced);
     e.jmpAbsolute(request.codeBase, f.resume);
   }
   const code = e.finish();
