@@ -1,7 +1,9 @@
 /**
- * The memory the tracing runtime shares with graft (a memfd mapped MAP_SHARED in the target, read by
- * graft through /proc/PID/fd/N): one header page, a table of per-thread slots, per-thread shadow
- * stacks, and per-thread event rings. Every ring has one producer (its thread) and one consumer
+ * The memory of the tracing runtime. Shared with graft (a memfd mapped MAP_SHARED in the target,
+ * read by graft through /proc/PID/fd/N): one header page, a table of per-thread slots, and
+ * per-thread event rings. Private to the process (anonymous MAP_PRIVATE): per-thread shadow stacks
+ * with their depth — so a child forked inside traced functions gets a copy of them and can return
+ * through the frames it inherited, while its events go to a slot of its own. Every ring has one producer (its thread) and one consumer
  * (graft), so producing needs no atomic instruction: x86-64 stores are seen in program order
  * (Intel SDM Vol. 3 §8.2.2), so a consumer that reads `head` before the records sees whole records.
  * Only claiming a slot (a thread's first traced call) uses `lock cmpxchg`.
@@ -28,7 +30,7 @@ export const SLOT_BYTES = 64;
 export const SLOT = {
   /** u32 thread id; 0 = free (claimed with lock cmpxchg). */
   tid: 0,
-  /** u32 number of shadow-stack entries in use. */
+  /** unused (the depth lives with the private shadow stack). */
   depth: 4,
   /** u64 bytes ever written to the ring (producer). */
   head: 8,
@@ -42,10 +44,13 @@ export const SLOT = {
   ring: 40,
   /** u64 bytes graft has consumed (consumer). */
   tail: 48,
-  /** u64 address of this slot's shadow stack (set by graft). */
+  /** u64 address of this slot's private shadow block (set by graft). */
   shadow: 56,
 } as const;
 
+/** A private shadow block: u32 depth at 0, then the entries from SHADOW_ENTRIES_OFFSET. */
+export const SHADOW_DEPTH = 0;
+export const SHADOW_ENTRIES_OFFSET = 16;
 export const SHADOW_ENTRY_BYTES = 32;
 /** Shadow entry fields. */
 export const SHADOW = {
@@ -76,9 +81,12 @@ export interface TraceLayout {
   readonly slots: number;
   readonly shadowEntries: number;
   readonly ringBytes: number;
-  readonly shadowOffset: number;
   readonly ringOffset: number;
+  /** Shared memory (header, slot table, rings). */
   readonly totalBytes: number;
+  /** Bytes of one private shadow block, and of all of them. */
+  readonly shadowBlockBytes: number;
+  readonly privateBytes: number;
 }
 
 /** Lay out `slots` threads (a power of two), each with `ringBytes` (a power of two) of events. */
@@ -87,15 +95,15 @@ export function traceLayout(slots: number, ringBytes: number, shadowEntries = 10
   if (!pow2(slots) || !pow2(ringBytes) || ringBytes < 4096 || ringBytes > 1 << 30) {
     throw new Error(`bad trace layout: ${slots} slots, ${ringBytes}-byte rings`);
   }
-  const shadowOffset = SLOT_TABLE_OFFSET + Math.max(4096, slots * SLOT_BYTES);
-  const shadowBytes = slots * shadowEntries * SHADOW_ENTRY_BYTES;
-  const ringOffset = Math.ceil((shadowOffset + shadowBytes) / 4096) * 4096;
+  const ringOffset = SLOT_TABLE_OFFSET + Math.ceil((slots * SLOT_BYTES) / 4096) * 4096;
+  const shadowBlockBytes = SHADOW_ENTRIES_OFFSET + shadowEntries * SHADOW_ENTRY_BYTES;
   return {
     slots,
     shadowEntries,
     ringBytes,
-    shadowOffset,
     ringOffset,
     totalBytes: ringOffset + slots * ringBytes,
+    shadowBlockBytes,
+    privateBytes: Math.ceil((slots * shadowBlockBytes) / 4096) * 4096,
   };
 }

@@ -28,6 +28,8 @@ import {
   RECORD_BYTES,
   RECORD_KIND,
   SHADOW,
+  SHADOW_DEPTH,
+  SHADOW_ENTRIES_OFFSET,
   SHADOW_ENTRY_BYTES,
   SLOT,
   SLOT_BYTES,
@@ -148,6 +150,8 @@ export class TraceSession {
   readonly codeBase: bigint;
   readonly codeSize: bigint;
   readonly dataBase: bigint;
+  /** The private shadow blocks (anonymous memory of the target). */
+  readonly privateBase: bigint;
   readonly exitAddress: bigint;
   readonly tidOffset: number;
   readonly clockStart: TscSample;
@@ -172,6 +176,7 @@ export class TraceSession {
     codeBase: bigint;
     codeSize: bigint;
     dataBase: bigint;
+    privateBase: bigint;
     exitAddress: bigint;
     tidOffset: number;
     fd: number;
@@ -186,6 +191,7 @@ export class TraceSession {
     this.codeBase = init.codeBase;
     this.codeSize = init.codeSize;
     this.dataBase = init.dataBase;
+    this.privateBase = init.privateBase;
     this.exitAddress = init.exitAddress;
     this.tidOffset = init.tidOffset;
     this.#fd = init.fd;
@@ -395,6 +401,7 @@ export class TraceSession {
       if (keptBecause === undefined) {
         injectMunmap(stopped, this.codeBase, this.codeSize);
         injectMunmap(stopped, this.dataBase, BigInt(this.layout.totalBytes));
+        injectMunmap(stopped, this.privateBase, BigInt(this.layout.privateBytes));
       }
       result = {
         sitesRestored,
@@ -427,12 +434,17 @@ export class TraceSession {
     const exit = Buffer.alloc(8);
     exit.writeBigUInt64LE(this.exitAddress);
     for (const i of order) {
-      const depth = Math.min(table.readUInt32LE(i * SLOT_BYTES + SLOT.depth), shadowEntries);
-      if (table.readUInt32LE(i * SLOT_BYTES + SLOT.tid) === 0 || depth === 0) continue;
-      const shadow = this.#read(
-        this.layout.shadowOffset + i * shadowEntries * SHADOW_ENTRY_BYTES,
-        depth * SHADOW_ENTRY_BYTES,
-      );
+      if (table.readUInt32LE(i * SLOT_BYTES + SLOT.tid) === 0) continue;
+      const block = this.privateBase + BigInt(i * this.layout.shadowBlockBytes);
+      let head: Uint8Array;
+      try {
+        head = mem.read(block + BigInt(SHADOW_DEPTH), 4);
+      } catch {
+        continue;
+      }
+      const depth = Math.min(new DataView(head.buffer, head.byteOffset, 4).getUint32(0, true), shadowEntries);
+      if (depth === 0) continue;
+      const shadow = Buffer.from(mem.read(block + BigInt(SHADOW_ENTRIES_OFFSET), depth * SHADOW_ENTRY_BYTES));
       for (let d = depth - 1; d >= 0; d--) {
         const slot = shadow.readBigUInt64LE(d * SHADOW_ENTRY_BYTES + SHADOW.slot);
         const original = shadow.subarray(
@@ -610,6 +622,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
   let fd: number | undefined;
   let codeBase: bigint | undefined;
   let dataBase: bigint | undefined;
+  let privateBase: bigint | undefined;
   try {
     // Every site's bytes must be the file's: anything else belongs to a patch or another tracer.
     const arch64 = arch;
@@ -646,7 +659,12 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       } finally {
         injectSyscall(setup, SYS_CLOSE, [targetFd]);
       }
-      initialiseData(fd, layout, dataBase);
+      privateBase = injectMmap(setup, {
+        length: BigInt(layout.privateBytes),
+        prot: PROT.PROT_READ | PROT.PROT_WRITE,
+        flags: MAP.MAP_PRIVATE | MAP.MAP_ANONYMOUS,
+      });
+      initialiseData(fd, layout, dataBase, privateBase);
       const runtime = generateTraceRuntime({
         codeBase,
         dataBase,
@@ -740,6 +758,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         codeBase,
         codeSize,
         dataBase,
+        privateBase,
         exitAddress,
         tidOffset,
         fd,
@@ -753,7 +772,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
     }
   } catch (error) {
     if (fd !== undefined) closeSync(fd);
-    if (codeBase !== undefined) unmapQuietly(pid, codeBase, codeSize, dataBase, layout);
+    if (codeBase !== undefined) unmapQuietly(pid, codeBase, codeSize, dataBase, privateBase, layout);
     lock.release();
     throw error;
   } finally {
@@ -777,7 +796,7 @@ function checkThreadIdOffset(stopped: StoppedProcess, offset: number): void {
   }
 }
 
-function initialiseData(fd: number, layout: TraceLayout, dataBase: bigint): void {
+function initialiseData(fd: number, layout: TraceLayout, dataBase: bigint, privateBase: bigint): void {
   const header = Buffer.alloc(0x40);
   header.writeBigUInt64LE(TRACE_MAGIC, HEADER.magic);
   header.writeUInt32LE(TRACE_VERSION, HEADER.version);
@@ -789,10 +808,7 @@ function initialiseData(fd: number, layout: TraceLayout, dataBase: bigint): void
   for (let i = 0; i < layout.slots; i++) {
     const at = i * SLOT_BYTES;
     table.writeBigUInt64LE(dataBase + BigInt(layout.ringOffset + i * layout.ringBytes), at + SLOT.ring);
-    table.writeBigUInt64LE(
-      dataBase + BigInt(layout.shadowOffset + i * layout.shadowEntries * SHADOW_ENTRY_BYTES),
-      at + SLOT.shadow,
-    );
+    table.writeBigUInt64LE(privateBase + BigInt(i * layout.shadowBlockBytes), at + SLOT.shadow);
   }
   writeSync(fd, table, 0, table.length, SLOT_TABLE_OFFSET);
 }
@@ -802,6 +818,7 @@ function unmapQuietly(
   codeBase: bigint,
   codeSize: bigint,
   dataBase: bigint | undefined,
+  privateBase: bigint | undefined,
   layout: TraceLayout,
 ): void {
   try {
@@ -813,6 +830,7 @@ function unmapQuietly(
         injectMunmap(stopped, codeBase, codeSize);
       }
       if (dataBase !== undefined) injectMunmap(stopped, dataBase, BigInt(layout.totalBytes));
+      if (privateBase !== undefined) injectMunmap(stopped, privateBase, BigInt(layout.privateBytes));
     } finally {
       stopped.resume();
     }

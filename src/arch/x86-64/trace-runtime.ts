@@ -24,7 +24,10 @@ import {
   RECORD_BYTES,
   RECORD_KIND,
   SHADOW,
+  SHADOW_DEPTH,
+  SHADOW_ENTRIES_OFFSET,
   SLOT,
+  SLOT_BYTES,
   SLOT_TABLE_OFFSET,
   type TraceLayout,
 } from "../trace-layout.js";
@@ -108,7 +111,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   // Write one exit-kind record for shadow entry r9 (rdi slot, ecx its depth, r11 kind bits) when
   // its entry was recorded; clobbers rax rdx rsi r8.
   const exitRecord = (L: (s: string) => string): void => {
-    e.testMemImm(R.r9, SHADOW.flags, 1);
+    e.testMemImm(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, 1);
     e.jcc(CC.e, L("done"));
     e.load(R.rsi, R.rdi, SLOT.head);
     e.mov(R.rax, R.rsi);
@@ -124,7 +127,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
     e.store(R.r8, 0, R.rax);
-    e.load(R.rax, R.r9, SHADOW.fid, 32);
+    e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.fid, 32);
     e.mov(R.rdx, R.rcx, 32);
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
@@ -148,10 +151,11 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.test(R.r8, R.r8, 32);
     e.jcc(CC.e, L("noslot"));
     findSlot(L, L("noslot"));
-    e.load(R.rcx, R.rdi, SLOT.depth, 32);
+    e.load(R.r9, R.rdi, SLOT.shadow);
+    e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
     e.aluImm("cmp", R.rcx, layout.shadowEntries, 32);
     e.jcc(CC.ae, L("overflow"));
-    e.alu("xor", R.r10, R.r10, 32); // r10 = recorded flag
+    e.alu("xor", R.r11, R.r11, 32); // r11 = recorded flag (until it holds a record's kind word)
     e.aluImm("cmp", R.rcx, request.maxDepth, 32);
     e.jcc(CC.ae, L("shadow"));
     e.load(R.rsi, R.rdi, SLOT.head);
@@ -190,21 +194,22 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     }
     // Commit: the kind word is stored last; graft stops reading at a record whose kind is 0.
     e.store(R.r8, 8, R.r11);
-    e.movImm32(R.r10, 1);
+    e.movImm32(R.r11, 1);
     e.bind(L("shadow"));
-    e.load(R.r9, R.rdi, SLOT.shadow);
+    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block (the flag moves to r11)
+    e.mov(R.r9, R.r10);
     e.mov(R.rax, R.rcx, 32);
     e.shl(R.rax, 5);
     e.alu("add", R.r9, R.rax);
     e.lea(R.rax, R.rsp, RET_SLOT);
-    e.store(R.r9, SHADOW.slot, R.rax);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.rax);
     e.load(R.rax, R.rsp, RET_SLOT);
-    e.store(R.r9, SHADOW.returnAddress, R.rax);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress, R.rax);
     e.load(R.rax, R.rsp, FID, 32);
-    e.store(R.r9, SHADOW.fid, R.rax, 32);
-    e.store(R.r9, SHADOW.flags, R.r10, 32);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.fid, R.rax, 32);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, R.r11, 32);
     e.inc(R.rcx, 32);
-    e.store(R.rdi, SLOT.depth, R.rcx, 32); // the entry is complete before it counts
+    e.store(R.r10, SHADOW_DEPTH, R.rcx, 32); // the entry is complete before it counts
     e.movImm64(R.rax, request.codeBase + BigInt(0)); // patched below to the exit address
     const exitImmediate = e.here - 8;
     e.store(R.rsp, RET_SLOT, R.rax);
@@ -236,16 +241,17 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.loadFs32(R.r8, request.tidOffset);
   findSlot((x) => `exit.${x}`, "exit.lost");
   e.lea(R.r10, R.rsp, FRAME);
-  e.load(R.rcx, R.rdi, SLOT.depth, 32);
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
   e.bind("exit.search");
   e.test(R.rcx, R.rcx, 32);
-  e.jcc(CC.e, "exit.lost");
+  e.jcc(CC.e, "exit.other");
   e.dec(R.rcx, 32);
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.mov(R.rax, R.rcx, 32);
   e.shl(R.rax, 5);
-  e.alu("add", R.r9, R.rax);
-  e.cmpMem(R.r9, SHADOW.slot, R.r10);
+  e.alu("add", R.r9, R.rax); // r9 = block + index × 32: entry fields at SHADOW_ENTRIES_OFFSET
+  e.cmpMem(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
   e.jcc(CC.e, "exit.match");
   e.movImm64(R.r11, BigInt(RECORD_KIND.unwound) << 56n);
   e.call("emit_exit");
@@ -254,9 +260,11 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("exit.match");
   e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
   exitRecord((x) => `exit.record.${x}`);
-  e.load(R.rax, R.r9, SHADOW.returnAddress);
+  e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
   e.store(R.rsp, FRAME, R.rax);
-  e.store(R.rdi, SLOT.depth, R.rcx, 32);
+  e.load(R.rax, R.rdi, SLOT.shadow);
+  e.store(R.rax, SHADOW_DEPTH, R.rcx, 32);
+  e.bind("exit.leave");
   restoreAll(e);
   // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
   // return-stack-buffer entry of this call, so another `ret` would misalign it for the callers
@@ -264,8 +272,35 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   // kernel never overwrites with a signal frame (x86-64 SysV ABI §3.2.2).
   e.lea(R.rsp, R.rsp, 8);
   e.jmpMem(R.rsp, -8);
-  // No shadow entry for this return: the original address is unknown. Never seen unless the
-  // thread switched stacks under a traced frame (ucontext, coroutines), which is not supported.
+
+  // No entry in this thread's own stack: a child forked inside traced calls returns through frames
+  // its parent thread entered. Its private copy of the shadow blocks has them (as at the fork):
+  // find the entry in any block, pop it there, go back — not recorded (the child is not traced).
+  e.bind("exit.other");
+  e.movImm64(R.rsi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+  e.movImm32(R.rdx, layout.slots);
+  e.bind("exit.other.slot");
+  e.load(R.r9, R.rsi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("exit.other.search");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "exit.other.next");
+  e.dec(R.rcx, 32);
+  e.mov(R.rax, R.rcx, 32);
+  e.shl(R.rax, 5);
+  e.alu("add", R.rax, R.r9);
+  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+  e.jcc(CC.ne, "exit.other.search");
+  e.store(R.r9, SHADOW_DEPTH, R.rcx, 32);
+  e.load(R.rax, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
+  e.store(R.rsp, FRAME, R.rax);
+  e.jmp("exit.leave");
+  e.bind("exit.other.next");
+  e.aluImm("add", R.rsi, SLOT_BYTES);
+  e.dec(R.rdx, 32);
+  e.jcc(CC.ne, "exit.other.slot");
+  // No shadow entry anywhere: the original address is unknown. Only when a thread switched stacks
+  // under a traced frame (ucontext, coroutines), which is not supported.
   e.bind("exit.lost");
   e.ud2();
 

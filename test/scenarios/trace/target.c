@@ -6,13 +6,17 @@
  *   - fib(15): 1973 calls, nested 15 deep (recursion)
  *   - signal_test(): raise(SIGUSR2) → on_usr2() → handler_work() → leaf() (a signal handler)
  *   - jumper(): setjmp, then deep(5) … deep(0) longjmp back (6 frames left without returning)
+ *   - forker(): fork(); the child returns from forker() — through frames its parent entered while
+ *     traced — and exits; the parent waits for it (1 call, seen in the parent)
  * and prints `round N result R` (R the same with or without tracing), then waits for the next.
  */
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -62,6 +66,14 @@ KEEP long jumper(void) {
   return 7;
 }
 
+KEEP long forker(void) {
+  pid_t pid = fork();
+  if (pid == 0) return 0;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? 1 + WEXITSTATUS(status) : -1;
+}
+
 KEEP long round_once(void) {
   pthread_t t[4];
   for (long i = 0; i < 4; i++) pthread_create(&t[i], NULL, worker, (void *)i);
@@ -74,7 +86,9 @@ KEEP long round_once(void) {
   total += fib(15);
   signal_test();
   total += jumper();
-  return total;
+  long f = forker();
+  if (f == 0) _exit(0); /* the child */
+  return total + f;
 }
 
 static void on_usr1(int sig) {

@@ -4,7 +4,8 @@
  * attach by PID, trigger one round, stop with SIGINT; the call counts are exact, every thread's events
  * nest (each exit closes the latest open call of that function), callers are the ones in the source;
  * after detach every executable byte equals the file's, the runtime is unmapped, and the next round
- * prints the same result. Then `-- CMD` mode, repeated attach/detach, and the chrome/text outputs.
+ * prints the same result. A child forked inside traced calls returns through them (its copy of the
+ * shadow stacks) and exits cleanly. Then `-- CMD` mode, repeated attach/detach, and the chrome/text outputs.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -41,6 +42,7 @@ const PER_ROUND: Record<string, number> = {
   handler_work: 1,
   jumper: 1,
   deep: 6,
+  forker: 1,
 };
 
 /** Who may call whom (a traced caller, or `-` for a root). */
@@ -57,6 +59,7 @@ const CALLERS: Record<string, readonly string[]> = {
   handler_work: ["on_usr2"],
   jumper: ["round_once"],
   deep: ["deep", "jumper"],
+  forker: ["round_once"],
 };
 
 interface Event {
