@@ -6,7 +6,7 @@
  *   uftrace         `uftrace record -P .` on the sled build (its dynamic patching of the same sites)
  *   graft           `graft trace --format summary -- ./bench` on the sled build, event buffer big
  *                   enough for the whole run and prefaulted (no event lost, no page fault)
- *   graft, live     the same with the default 4 MiB buffers drained while the program runs
+ *   graft, live     the same with the default 16 MiB buffers drained while the program runs
  * Each program times its own call-heavy part (wall and thread CPU time), so start-up and tear-down
  * of either tracer are left out alike. Per-call overhead = (traced − plain) / calls, from the median
  * of R runs; CPU time is the primary figure (on a shared, loaded machine wall time mostly measures
@@ -159,7 +159,7 @@ function main(): void {
       `uftrace / graft per-call overhead: ${(u.cpu / g.cpu).toFixed(2)}× (CPU time), ${(u.wall / g.wall).toFixed(2)}× (wall)`,
     );
     console.log(
-      `graft, live (4 MiB buffers drained while running): events lost per run ${liveLost.join(", ")}`,
+      `graft, live (16 MiB buffers drained while running): events lost per run ${liveLost.join(", ")}`,
     );
 
     // Disabled sites: instructions executed, callgrind (small input: the count is exact, not timed).

@@ -73,7 +73,7 @@ export interface TraceOptions {
   readonly args?: readonly string[];
   /** Record calls at most this deep (1 = outermost traced calls only); deeper ones still run hooked. */
   readonly maxDepth?: number;
-  /** Bytes of events per thread (a power of two; default 4 MiB). */
+  /** Bytes of events per thread (a power of two; default 16 MiB, committed as it is first written). */
   readonly ringBytes?: number;
   /** Threads that can be traced at once (a power of two; default 64). */
   readonly slots?: number;
@@ -598,7 +598,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       { subject: `pid ${pid}` },
     );
   }
-  const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 4 << 20);
+  const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 16 << 20);
   const maxDepth = options.maxDepth ?? 0x7fffffff;
   const runtimeFunctions = (): RuntimeFunction[] =>
     planned.map((p) => ({

@@ -167,7 +167,7 @@ export function registerTrace(
       "text",
     )
     .option("-o, --output <file>", "write the trace there instead of stdout")
-    .option("--buffer-size <bytes>", "event buffer per thread, a power of two (e.g. 64M)", "4M")
+    .option("--buffer-size <bytes>", "event buffer per thread, a power of two (e.g. 64M)", "16M")
     .option("--max-threads <n>", "threads traced at once, a power of two", "64")
     .option("--prefault", "allocate every event buffer at attach (no page faults while tracing)", false)
     .option("--json", "print the summary, losses and detach result as JSON", false)
