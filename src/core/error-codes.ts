@@ -108,7 +108,7 @@ export const ERROR_CODES = {
   },
   TRACE_UNSUPPORTED: {
     message: "cannot trace this process",
-    hint: "tracing needs glibc threads and functions with a sled or fentry site (graft probes FILE)",
+    hint: "tracing needs glibc threads and functions with a usable patch site (graft probes FILE)",
   },
   NOTHING_TO_TRACE: {
     message: "no function to trace",

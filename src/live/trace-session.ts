@@ -3,7 +3,7 @@
  * and exit records from memory shared with the process, and take every hook out again.
  *
  * Attach:
- * 1. Choose the functions (sled or fentry sites of the main executable, -F/-N globs) and check their
+ * 1. Choose the functions (their patch sites in the main executable, -F/-N globs) and check their
  *    bytes are the file's (else someone else — a patch, another tracer — owns them).
  * 2. With one quiet thread stopped: map the code region within rel32 reach of the module; create a
  *    memfd (memfd_create, ftruncate), map it MAP_SHARED, open it from graft through
@@ -594,7 +594,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
             .slice(0, 3)
             .map((s) => `${s.name}: ${s.reason}`)
             .join("; ")}`
-        : `no function of ${loaded.module.path} matches and has a sled or fentry site`,
+        : `no function of ${loaded.module.path} matches and has a usable patch site`,
       { subject: `pid ${pid}` },
     );
   }

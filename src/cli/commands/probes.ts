@@ -18,7 +18,7 @@ export function registerProbes(
     .description(
       "Read a file's .note.stapsdt probes (sys/sdt.h) — provider, name, address, semaphore, and each\n" +
         "argument's size, signedness and location — and, per function, the patch site graft trace would\n" +
-        "hook (sled or fentry) or why it cannot. Given a PID, the process's main executable is read and\n" +
+        "hook (sled, fentry, hotpatch pad, entry overwrite) or why it cannot. Given a PID, the process's main executable is read and\n" +
         "runtime addresses are shown.",
     )
     .argument("<file|pid>", "ELF file, or the PID of a running process")

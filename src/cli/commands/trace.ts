@@ -137,7 +137,7 @@ export function registerTrace(
     .command("trace")
     .summary("trace function calls of a running process (or a command) through its patch sites")
     .description(
-      "Hook every traceable function (sled or fentry site) of a process's main executable into a runtime\n" +
+      "Hook every traceable function (sled, fentry, hotpatch or overwrite site) of a process's main executable into a runtime\n" +
         "graft generates and maps into it, record each call's entry and exit (time, thread, depth) in memory\n" +
         "shared with graft, and print a call tree with durations and a summary. Ctrl-C (or --duration, or the\n" +
         "process exiting) stops; every site then gets its original bytes back and the process runs on.\n" +
