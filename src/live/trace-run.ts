@@ -15,7 +15,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 
 /**
  * Drain the session's rings until asked to stop, the duration is over, or the process is gone:
- * every millisecond while records keep coming, every 10 ms when idle. Asynchronous, so a SIGINT
+ * back to back while megabytes keep coming, every millisecond for a trickle, every 10 ms when idle. Asynchronous, so a SIGINT
  * handler gets to run between drains; all ptrace work stays on this thread (attach/detach).
  */
 export async function runTrace(session: TraceSession, options: TraceRunOptions = {}): Promise<TraceRunEnd> {
@@ -25,6 +25,8 @@ export async function runTrace(session: TraceSession, options: TraceRunOptions =
     if (options.shouldStop?.() === true) return "stopped";
     if (Date.now() >= until) return "duration";
     if (!processIsAlive(session.pid)) return "exited";
-    await sleep(copied > 0 ? 1 : 10);
+    // Busy: drain again at once (still yielding, so SIGINT gets through); a trickle: 1 ms; idle: 10 ms.
+    if (copied >= 1 << 20) await new Promise<void>((resolve) => setImmediate(resolve));
+    else await sleep(copied > 0 ? 1 : 10);
   }
 }
