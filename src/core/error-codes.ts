@@ -148,6 +148,18 @@ export const ERROR_CODES = {
     message: "the new callee is beyond the reach of a direct call",
     hint: "call a function of the same module, or one loaded by a patch (patch-id:function)",
   },
+  TRACE_UNSUPPORTED: {
+    message: "cannot trace this process",
+    hint: "tracing needs glibc threads and functions with a usable patch site (graft probes FILE)",
+  },
+  NOTHING_TO_TRACE: {
+    message: "no function to trace",
+    hint: "build with graft cflags, or widen -F / narrow -N (graft probes FILE lists the hooks)",
+  },
+  TRACE_SITE_BUSY: {
+    message: "a site to trace is already changed",
+    hint: "another tracer or a graft patch owns it (graft status PID); revert it first",
+  },
   INTERNAL: { message: "internal error", hint: "please report it with GRAFT_DEBUG=1 output" },
 } as const satisfies Record<string, { message: string; hint: string }>;
 

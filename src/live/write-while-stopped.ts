@@ -3,7 +3,7 @@ import { hex } from "../core/hex.js";
 import type { Mapping } from "../process/maps.js";
 import type { ProcessMemory } from "../process/memory.js";
 import { findSavedPcInside, stepThreadsOutOf } from "../process/step-out.js";
-import { type StopWindow, stopProcess } from "../process/stop-the-world.js";
+import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { faultPoint } from "./fault-point.js";
 
 /** One change to a live process's code, in the order it must be written. */
@@ -23,6 +23,8 @@ export interface WriteWhileStoppedOptions {
    * thread's stack would return strictly inside a rewritten range.
    */
   readonly checkSignalFrames?: readonly Mapping[];
+  /** Called with every thread stopped, before anything is written; throwing aborts the transaction. */
+  readonly beforeWrite?: (stopped: StoppedProcess) => void;
 }
 
 /**
@@ -55,6 +57,7 @@ export function writeWhileStopped(
         { pid, tid: saved.tid, op: "check signal frames" },
       );
     }
+    options.beforeWrite?.(stopped);
     for (const w of writes) {
       done.push({ address: w.address, before: mem.read(w.address, w.bytes.length) });
       mem.write(w.address, w.bytes);
