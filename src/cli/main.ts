@@ -6,6 +6,7 @@ import { registerCalls } from "./commands/calls.js";
 import { registerCallsite } from "./commands/callsite.js";
 import { registerCflags } from "./commands/cflags.js";
 import { registerCheck } from "./commands/check.js";
+import { registerDiff } from "./commands/diff.js";
 import { registerRevert } from "./commands/revert.js";
 import { registerStatus } from "./commands/status.js";
 import { EXIT } from "./exit-codes.js";
@@ -50,6 +51,7 @@ async function run(action: () => void | Promise<void>): Promise<void> {
 registerCheck(program, run);
 registerCflags(program, run);
 registerCalls(program, run);
+registerDiff(program, run);
 registerBuild(program, run);
 registerApply(program, run);
 registerRevert(program, run);
