@@ -43,12 +43,18 @@ export function buildUnits(elf: Elf): Unit[] {
       file = s.name.replace(/^.*\//, "");
       continue;
     }
-    if (s.type !== STT.STT_FUNC && s.type !== STT.STT_OBJECT && s.type !== STT.STT_GNU_IFUNC) continue;
+    if (
+      s.type !== STT.STT_FUNC &&
+      s.type !== STT.STT_OBJECT &&
+      s.type !== STT.STT_GNU_IFUNC &&
+      s.type !== STT.STT_TLS
+    )
+      continue;
     if (s.st_shndx === SHN.SHN_UNDEF || s.st_shndx >= SHN.SHN_LORESERVE || isAnonymousLabel(s.name)) continue;
     const section = elf.sections[s.st_shndx];
     if (section === undefined || (section.sh_flags & ALLOC) === 0n) continue;
     if (s.st_size === 0n) continue;
-    const kind = s.type === STT.STT_OBJECT ? "data" : "function";
+    const kind = s.type === STT.STT_OBJECT || s.type === STT.STT_TLS ? "data" : "function";
     const tls = (section.sh_flags & BigInt(SHF.SHF_TLS)) !== 0n;
     // In a linked file st_value is the address; in a .o, the offset in its section.
     const base = elf.isRelocatable ? elf.sectionAddress(section) : 0n;

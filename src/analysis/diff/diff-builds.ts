@@ -191,7 +191,11 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
         patched: textAt(p, pair.patched, verdict.offset),
       },
     };
-    if (verdict.kind === "immediates") lineOnly.push({ ...base, immediates: verdict.immediates });
+    if (
+      verdict.kind === "immediates" &&
+      verdict.immediates.every((i) => feedsCallArgument(p, pair.patched, i.offset))
+    )
+      lineOnly.push({ ...base, immediates: verdict.immediates });
     else changed.push(base);
   }
 
@@ -270,6 +274,22 @@ function compareCode(a: readonly NormalizedItem[], b: readonly NormalizedItem[])
   if (a.length !== b.length) return { kind: "changed", offset: a[n]?.offset ?? b[n]?.offset ?? 0 };
   if (immediates.length === 0) return { kind: "same" };
   return { kind: "immediates", offset: immediates[0]!.offset, immediates };
+}
+
+/** Registers of the SysV integer arguments, as gas prints them. */
+const ARGUMENT_LOAD = /^mov[lq]?\s+\$0x[0-9a-f]+,%(e?di|e?si|e?dx|e?cx|r[89]d?)$/;
+
+/**
+ * A `__LINE__` passed to a logging or assertion call is an immediate loaded into an argument
+ * register shortly before a call (kpatch's `kpatch_line_macro_change_only` rule). Without the line
+ * table graft cannot tell a line number from any other constant, so only this shape counts as
+ * line-only; any other changed immediate (`return x * 2` → `x * 3`) is a change.
+ */
+function feedsCallArgument(view: BuildView, u: Unit, offset: number): boolean {
+  const bytes = view.unitBytes(u).subarray(offset);
+  const ins = view.arch.decode(bytes, u.address + BigInt(offset), 8);
+  if (ins[0] === undefined || !ARGUMENT_LOAD.test(ins[0].text)) return false;
+  return ins.slice(1).some((i) => i.kind === "call" || i.kind === "jump");
 }
 
 function textAt(view: BuildView, u: Unit, offset: number): string {
