@@ -4,12 +4,13 @@
  * applied the target prints what the patched build prints (the oracle: that build run once), and
  * after `graft revert` what the original prints again, byte for byte the same code.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildDiffCase, observedValue } from "../support/diff-fixtures.js";
-import type { Compiler } from "../support/fixtures.js";
+import { buildDiffCase, diffCaseFlags, observedValue } from "../support/diff-fixtures.js";
+import { type Compiler, fixturesDir } from "../support/fixtures.js";
 import {
   killTarget,
   type LiveTarget,
@@ -101,4 +102,105 @@ describe("a patch built from two builds changes a running process, and revert re
       killTarget(t);
     });
   }
+});
+
+describe("graft build --diff: an upstream diff applied to a copy of the source tree", () => {
+  it("rebuilds the touched unit twice with the flags gcc recorded in the target, and the patch works live", async () => {
+    const src = join(dir, "src");
+    const fixture = join(fixturesDir, "diff");
+    mkdirSync(src);
+    copyFileSync(join(fixture, "inlined-static", "orig.c"), join(src, "prog.c"));
+    copyFileSync(join(fixture, "harness.c"), join(src, "harness.c"));
+    const flags = [...diffCaseFlags("gcc"), "-g"];
+    const target = join(dir, "server");
+    execFileSync("gcc", [...flags, "-Wl,--build-id", "prog.c", "harness.c", "-o", target], { cwd: src });
+    // The upstream fix, as `diff -u a/ b/` writes it.
+    const b = join(dir, "b");
+    mkdirSync(b);
+    copyFileSync(join(fixture, "inlined-static", "patched.c"), join(b, "prog.c"));
+    const patchText = spawnSync(
+      "diff",
+      ["-u", "--label", "a/prog.c", "--label", "b/prog.c", join(src, "prog.c"), join(b, "prog.c")],
+      {
+        encoding: "utf8",
+      },
+    ).stdout;
+    const fix = join(dir, "fix.patch");
+    writeFileSync(fix, patchText);
+    const out = join(dir, "fix.graft");
+    const built = runGraft(["build", "--diff", fix, "--src", src, "-t", target, "-o", out]);
+    expect(built.status, built.stderr).toBe(0);
+    expect(built.stdout).toMatch(/replaces first .*\(changed\)/);
+    expect(built.stdout).toMatch(/replaces third /);
+    expect(built.stdout).not.toMatch(/untouched/);
+    const t = startTarget(target, [], dir, "from-diff");
+    started.push(t);
+    const first = await waitForTick(t, (x) => x.value === 20, { what: "the original value 20" });
+    expect(runGraft(["apply", String(t.pid), out]).status).toBe(0);
+    const patched = await waitForTick(t, (x) => x.value === 27, {
+      after: first,
+      what: "the patched value 27",
+    });
+    expect(runGraft(["revert", String(t.pid)]).status).toBe(0);
+    await waitForTick(t, (x) => x.value === 20, { after: patched, what: "20 again" });
+    killTarget(t);
+  });
+});
+
+describe("graft build from two builds refuses what a live patch cannot do", () => {
+  for (const name of ["struct-layout", "initialised-data", "tls", "constructor", "bss-size"]) {
+    it(`${name}: NOT_PATCHABLE, exit 3, no patch written`, () => {
+      const c = buildDiffCase(name, "gcc");
+      const out = join(dir, `${name}-refused.graft`);
+      const r = runGraft([
+        "build",
+        "--orig",
+        c.orig,
+        "--patched",
+        c.patched,
+        "-t",
+        c.target,
+        "-o",
+        out,
+        "--json",
+      ]);
+      expect(r.status).toBe(3);
+      expect(JSON.parse(r.stdout).error.code).toBe("NOT_PATCHABLE");
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+  it("two identical builds: nothing to patch", () => {
+    const c = buildDiffCase("identical", "clang");
+    const r = runGraft([
+      "build",
+      "--orig",
+      c.orig,
+      "--patched",
+      c.patched,
+      "-t",
+      c.target,
+      "-o",
+      join(dir, "same.graft"),
+    ]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/nothing changed/);
+  });
+});
+
+describe("graft diff (CLI)", () => {
+  it("prints one line per difference and exits 0", () => {
+    const c = buildDiffCase("new-static-function", "gcc");
+    const r = runGraft(["diff", c.orig, c.patched]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^changed +compute /m);
+    expect(r.stdout).toMatch(/^new +clamp@prog\.c/m);
+  });
+  it("--json carries the report; a refusal exits 3", () => {
+    const c = buildDiffCase("initialised-data", "clang");
+    const r = runGraft(["diff", c.orig, c.patched, "--json"]);
+    expect(r.status).toBe(3);
+    const j = JSON.parse(r.stdout);
+    expect(j.data.changed[0].name).toBe("limit");
+    expect(j.refusals[0]).toMatch(/changed initialiser/);
+  });
 });
