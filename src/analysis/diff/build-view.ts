@@ -138,6 +138,19 @@ export class BuildView {
     return found !== undefined && address < found.address + found.size ? found : undefined;
   }
 
+  /** The first unit that starts after `address`. */
+  nextUnitAfter(address: bigint): Unit | undefined {
+    const u = this.units;
+    let lo = 0;
+    let hi = u.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (u[mid]!.address <= address) lo = mid + 1;
+      else hi = mid;
+    }
+    return u[lo];
+  }
+
   /** The allocated section holding `address`. */
   sectionAt(address: bigint): { section: Section; start: bigint; end: bigint } | undefined {
     const a = this.allocated;

@@ -19,7 +19,13 @@ export interface NormalizedItem {
 const MAX_ANON = 256;
 const textLike = (b: Uint8Array): boolean =>
   b.length > 0 && b.every((c) => c === 9 || c === 10 || (c >= 32 && c < 127));
-const hexOf = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex");
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+/** Hex of a few bytes: a table lookup beats a Buffer per instruction. */
+function hexOf(b: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < b.length; i++) s += HEX[b[i]!];
+  return s;
+}
 
 function readLE(b: Uint8Array, off: number, size: number): bigint {
   let v = 0n;
@@ -55,6 +61,11 @@ export function nameAddress(
   const sectionName = canonicalName(
     s.section.name.replace(/\.(str|cst)\d*\.\d+$/, "").replace(/^(\.[a-z]+)\..*$/, "$1"),
   );
+  if (!view.elf.isRelocatable && depth === 0) {
+    // Linked files merge strings and switch tables into one .rodata: try the table reading first.
+    const table = jumpTable(view, address, s.end, self);
+    if (table !== undefined) return `anon:${sectionName}:${table}`;
+  }
   if ((flags & BigInt(SHF.SHF_STRINGS)) !== 0n || !view.elf.isRelocatable) {
     const bytes = view.bytesAt(address, 4096);
     const nul = bytes.indexOf(0);
@@ -76,26 +87,43 @@ function anonymousContent(
   identify: Identify,
 ): string {
   let stop = address + BigInt(MAX_ANON) < end ? address + BigInt(MAX_ANON) : end;
-  for (const u of view.units) if (u.address > address && u.address < stop) stop = u.address;
+  const next = view.nextUnitAfter(address);
+  if (next !== undefined && next.address < stop) stop = next.address;
   const bytes = view.bytesAt(address, Number(stop - address));
-  if (!view.elf.isRelocatable) {
-    // A jump table: int32 offsets from the table (gcc/clang PIC) or absolute 64-bit addresses
-    // (non-PIE) that all land in the function using it. Name the entries by offset in the function.
-    const entries: string[] = [];
-    for (let i = 0; i + 4 <= bytes.length; i += 4) {
-      const to = address + signed(readLE(bytes, i, 4), 4);
-      if (to < self.address || to >= self.address + self.size) break;
-      entries.push(String(to - self.address));
-    }
-    if (entries.length >= 2) return `jt32[${entries.join(",")}]`;
-    for (let i = 0; i + 8 <= bytes.length; i += 8) {
-      const to = readLE(bytes, i, 8);
-      if (to < self.address || to >= self.address + self.size) break;
-      entries.push(String(to - self.address));
-    }
-    if (entries.length >= 2) return `jt64[${entries.join(",")}]`;
-    return hexOf(bytes.subarray(0, 16));
+  if (!view.elf.isRelocatable) return hexOf(bytes.subarray(0, 16));
+  return relocatedContent(view, address, bytes, self, identify);
+}
+
+/**
+ * A jump table of a linked file: int32 offsets from the table (gcc/clang PIC) or absolute 64-bit
+ * addresses (non-PIE) that all land in the function using it, named by offset in the function.
+ */
+function jumpTable(view: BuildView, address: bigint, end: bigint, self: Unit): string | undefined {
+  const bytes = view.bytesAt(address, Math.min(MAX_ANON * 4, Number(end - address)));
+  const entries: string[] = [];
+  for (let i = 0; i + 4 <= bytes.length; i += 4) {
+    const to = address + signed(readLE(bytes, i, 4), 4);
+    if (to < self.address || to >= self.address + self.size) break;
+    entries.push(String(to - self.address));
   }
+  if (entries.length >= 2) return `jt32[${entries.join(",")}]`;
+  entries.length = 0;
+  for (let i = 0; i + 8 <= bytes.length; i += 8) {
+    const to = readLE(bytes, i, 8);
+    if (to < self.address || to >= self.address + self.size) break;
+    entries.push(String(to - self.address));
+  }
+  if (entries.length >= 2) return `jt64[${entries.join(",")}]`;
+  return undefined;
+}
+
+function relocatedContent(
+  view: BuildView,
+  address: bigint,
+  bytes: Uint8Array,
+  self: Unit,
+  identify: Identify,
+): string {
   const masked = Uint8Array.from(bytes);
   const tokens: string[] = [];
   for (let i = 0; i < masked.length; i++) {
@@ -126,7 +154,7 @@ export function normalizeFunction(view: BuildView, u: Unit, identify: Identify):
     const tokens: string[] = [];
     const immediates: bigint[] = [];
     const covered = new Set<number>();
-    for (let i = 0; i < ins.length; i++) {
+    for (let i = 0; view.relocations.size > 0 && i < ins.length; i++) {
       const r = view.relocations.get(at + BigInt(i));
       if (r === undefined) continue;
       masked.fill(0, i, i + r.size);
