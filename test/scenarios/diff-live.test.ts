@@ -35,7 +35,7 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const LIVE: readonly [string, Compiler][] = [
+const LIVE: readonly [string, Compiler, string[]?][] = [
   ["inlined-static", "gcc"],
   ["inlined-static", "clang"],
   ["constprop-clone", "gcc"],
@@ -55,16 +55,20 @@ const LIVE: readonly [string, Compiler][] = [
   ["function-pointers", "clang"],
   ["float-constant", "gcc"],
   ["caller-only", "gcc"],
+  ["clone-family", "gcc", ["-O3"]],
+  // One .text for every function: the whole section is carried, only the changed ones are redirected.
+  ["new-static-function", "gcc", ["-O2"]],
+  ["changed-string", "clang", ["-O2"]],
 ];
 
 describe("a patch built from two builds changes a running process, and revert restores it", () => {
-  for (const [name, compiler] of LIVE) {
-    it(`${name} (${compiler})`, async () => {
-      const c = buildDiffCase(name, compiler);
+  for (const [name, compiler, variant] of LIVE) {
+    it(`${name} (${compiler}${variant === undefined ? "" : ` ${variant.join(" ")}, one section for all`})`, async () => {
+      const c = buildDiffCase(name, compiler, variant);
       const before = observedValue(c.target);
       const after = observedValue(c.patchedTarget);
       expect(after, "the case must change what observe() returns").not.toBe(before);
-      const patch = join(dir, `${name}-${compiler}.graft`);
+      const patch = join(dir, `${name}-${compiler}${variant?.join("") ?? ""}.graft`);
       const built = runGraft([
         "build",
         "--orig",

@@ -34,8 +34,15 @@ export function diffCaseFlags(compiler: Compiler): string[] {
   ];
 }
 
-export function buildDiffCase(name: string, compiler: Compiler): DiffCase {
-  const flags = diffCaseFlags(compiler);
+/**
+ * Build case `name`; `variant` replaces `-O2` and the section flags by its own (e.g. `-O3`, or no
+ * `-ffunction-sections -fdata-sections`), keeping the patch site and gcc's -flive-patching.
+ */
+export function buildDiffCase(name: string, compiler: Compiler, variant?: readonly string[]): DiffCase {
+  const flags =
+    variant === undefined
+      ? diffCaseFlags(compiler)
+      : [...variant, ...diffCaseFlags(compiler).filter((f) => !/^-O|sections$/.test(f))];
   const src = join(fixturesDir, "diff", name);
   const harness = join(fixturesDir, "diff", "harness.c");
   const hash = createHash("sha256");

@@ -16,9 +16,9 @@ export interface Correlation {
 
 /**
  * Pair the units of two builds. Funnel, most certain first: kind + canonical name (counters and
- * ThinLTO hashes stripped) + source file for locals; inside a group with several candidates, the
- * exact name, then equal content (`contentKey`, code normalised with names, so a ThinLTO
- * `f.llvm.<hash>` whose hash changed still finds its twin), then order of address. Never "first
+ * ThinLTO hashes stripped) + source file for locals; inside a group with several candidates, equal
+ * content (`contentKey`, code normalised with names, so a ThinLTO `f.llvm.<hash>` whose hash changed
+ * still finds its twin), then the exact name, then order of address. Never "first
  * match wins" across groups: a unit that finds no twin in its group is added or removed.
  * `sameFile` says whether the two builds' source files are the same translation unit (one STT_FILE
  * each, perhaps of different names: the local key then ignores the file).
@@ -61,11 +61,13 @@ export function correlateUnits(
         i--;
       }
     };
+    // Content first: clone counters may be handed out in another order in the other build
+    // (f.constprop.1 there is f.constprop.2 here), and pairing two specialisations by their number
+    // would replace one with the other.
+    const ok = new Map(left.map((u) => [u, contentKey(u, "orig")]));
+    const pk = new Map(right.map((u) => [u, contentKey(u, "patched")]));
+    take((a, b) => ok.get(a) === pk.get(b));
     take((a, b) => a.name === b.name && a.file === b.file);
-    if (left.length > 0 && right.length > 0) {
-      const ok = new Map(left.map((u) => [u, contentKey(u, "orig")]));
-      take((a, b) => ok.get(a) === contentKey(b, "patched"));
-    }
     // Whatever is left pairs by position: the same source order gives the same order of counters.
     while (left.length > 0 && right.length > 0) pairs.push({ orig: left.shift()!, patched: right.shift()! });
     removed.push(...left);

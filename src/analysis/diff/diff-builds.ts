@@ -6,6 +6,7 @@ import type { Unit } from "./build-units.js";
 import { BuildView } from "./build-view.js";
 import { correlateUnits, type UnitPair } from "./correlate.js";
 import {
+  cloneCallerImpactSource,
   type ImpactedFunction,
   type ImpactSource,
   impactedClosure,
@@ -127,8 +128,9 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
     ids.set(pair.patched, `u${i}`);
   });
   const changedReadOnly = new Set<Unit>();
+  const origUnits = new Set(o.units);
   const identify: Identify = (u) => {
-    const id = ids.get(u) ?? `${o.units.includes(u) ? "gone" : "new"}:${u.canonical}`;
+    const id = ids.get(u) ?? `${origUnits.has(u) ? "gone" : "new"}:${u.canonical}`;
     return changedReadOnly.has(u) ? `${id}#changed` : id;
   };
 
@@ -204,7 +206,7 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
   const functions = o.units.filter((u) => u.kind === "function");
   const impacted = impactedClosure(
     [...changed, ...lineOnly].map((f) => f.name),
-    [symbolImpactSource(functions), ...(options.impactSources ?? [])],
+    [symbolImpactSource(functions), cloneCallerImpactSource(callGraph(o)), ...(options.impactSources ?? [])],
   ).filter((f) => functions.some((u) => u.name === f.name));
   const addedFunctions = added.filter((u) => u.kind === "function").map(oneSided);
   if (arch.name !== "x86-64") warnings.push(`relocation types are read as x86-64 ones`);
@@ -230,6 +232,37 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
     warnings,
     pairs,
     views: { orig: o, patched: p },
+  };
+}
+
+/**
+ * Who calls or jumps to whom in one build, computed on first use: direct branches (relocated in a
+ * .o, decoded in a linked file) from each function to the start of another.
+ */
+function callGraph(view: BuildView): (name: string) => readonly string[] {
+  let callers: Map<string, string[]> | undefined;
+  return (name) => {
+    if (callers === undefined) {
+      callers = new Map();
+      for (const u of view.units) {
+        if (u.kind !== "function") continue;
+        for (const ins of view.arch.decodeFields(view.unitBytes(u), u.address)) {
+          if (ins.kind !== "call" && ins.kind !== "jump" && ins.kind !== "cond-jump") continue;
+          let to = ins.target;
+          for (const f of ins.fields) {
+            const r = view.relocations.get(u.address + BigInt(ins.offset + f.offset));
+            if (r !== undefined)
+              to = r.target === undefined ? undefined : r.target + BigInt(ins.length - f.offset);
+          }
+          const callee = to === undefined ? undefined : view.unitAt(to);
+          if (callee === undefined || callee === u || callee.address !== to) continue;
+          const list = callers.get(callee.name) ?? [];
+          if (!list.includes(u.name)) list.push(u.name);
+          callers.set(callee.name, list);
+        }
+      }
+    }
+    return callers.get(name) ?? [];
   };
 }
 

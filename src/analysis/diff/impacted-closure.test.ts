@@ -30,7 +30,7 @@ describe("the impacted closure from symbols", () => {
   it("aliases are impacted, and other sources (the DWARF seam) close transitively", () => {
     const source = symbolImpactSource([{ name: "impl", address: 0n, aliases: ["impl_alias"] }]);
     const inlined: ImpactSource = {
-      impactedBy: (n) =>
+      impactedBy: (n: string) =>
         n === "impl"
           ? [{ name: "caller", reason: "impl inlined into it" }]
           : n === "caller"

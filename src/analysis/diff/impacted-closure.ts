@@ -21,8 +21,11 @@ export interface ClosureFunction {
  * `impactedClosure` then closes over both without changing its callers.
  */
 export interface ImpactSource {
-  /** Functions directly impacted when `name` changes, each with the reason. */
-  impactedBy(name: string): readonly { name: string; reason: string }[];
+  /**
+   * Functions directly impacted when `name` is replaced, each with the reason; `changed` says
+   * whether its code changed (a seed of the closure) or it is replaced only because it was impacted.
+   */
+  impactedBy(name: string, changed: boolean): readonly { name: string; reason: string }[];
 }
 
 /**
@@ -42,10 +45,13 @@ export function symbolImpactSource(functions: readonly ClosureFunction[]): Impac
     family.set(root, list);
   }
   return {
-    impactedBy(name: string) {
+    impactedBy(name: string, changed: boolean) {
       const out: { name: string; reason: string }[] = [];
       const f = byName.get(name);
       for (const a of f?.aliases ?? []) out.push({ name: a, reason: `alias of ${name}` });
+      // Only a changed body spreads to its family: a function replaced for calling a changed clone
+      // has clones of its own that are unaffected unless they call it too (the caller rule says so).
+      if (!changed) return out;
       const root = rootOf(name);
       for (const other of family.get(root) ?? []) {
         if (other === name) continue;
@@ -60,6 +66,23 @@ export function symbolImpactSource(functions: readonly ClosureFunction[]): Impac
   };
 }
 
+/**
+ * Callers of a changed clone: the compiler chose a clone's interface itself (IPA-SRA drops or splits
+ * parameters, IPA-CP bakes arguments in), so the other build's clone of the same name may take
+ * other arguments; every direct caller must be replaced with it. `callers` maps a function to the
+ * functions that call or jump to it.
+ */
+export function cloneCallerImpactSource(callers: (name: string) => readonly string[]): ImpactSource {
+  return {
+    impactedBy(name: string) {
+      if (cloneOrigin(name) === undefined || isColdPart(name)) return [];
+      return callers(name)
+        .filter((c) => c !== name)
+        .map((c) => ({ name: c, reason: `calls ${name}, a clone whose interface the compiler chose` }));
+    },
+  };
+}
+
 /** The function a clone chain starts from (`f.constprop.0.isra.1` → `f`). */
 function rootOf(name: string): string {
   let n = name;
@@ -69,7 +92,8 @@ function rootOf(name: string): string {
 
 /**
  * The impacted closure of a set of changed functions: everything some source says must change with
- * them, transitively, minus the changed functions themselves. A `.cold` part is impacted only
+ * them, transitively, minus the changed functions themselves. Sources see whether a function is a
+ * changed one or only impacted (`ImpactSource.impactedBy`). A `.cold` part is impacted only
  * through its parent (the parent's replacement carries its own copy of it).
  */
 export function impactedClosure(
@@ -82,10 +106,12 @@ export function impactedClosure(
   while (queue.length > 0) {
     const name = queue.shift()!;
     for (const source of sources) {
-      for (const hit of source.impactedBy(name)) {
+      for (const hit of source.impactedBy(name, changed.includes(name))) {
         if (changed.includes(hit.name)) continue;
         const list = reasons.get(hit.name) ?? [];
-        if (!list.includes(hit.reason)) list.push(hit.reason);
+        // Every reason that starts at a changed function; of the transitive ones, the first.
+        if (!list.includes(hit.reason) && (list.length === 0 || changed.includes(name)))
+          list.push(hit.reason);
         reasons.set(hit.name, list);
         if (!seen.has(hit.name)) {
           seen.add(hit.name);
