@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildDiffCase, diffCaseFlags, observedValue } from "../support/diff-fixtures.js";
-import { type Compiler, fixturesDir } from "../support/fixtures.js";
+import { type Compiler, fixturesDir, run } from "../support/fixtures.js";
 import {
   killTarget,
   type LiveTarget,
@@ -206,5 +206,30 @@ describe("graft diff (CLI)", () => {
     const j = JSON.parse(r.stdout);
     expect(j.data.changed[0].name).toBe("limit");
     expect(j.refusals[0]).toMatch(/changed initialiser/);
+  });
+});
+
+describe("the patch object built from two builds (oracle: readelf)", () => {
+  it("copies only the changed function; the static counter binds to the target's, never copied", () => {
+    const c = buildDiffCase("static-local", "gcc");
+    const out = join(dir, "static-local-oracle.graft");
+    expect(
+      runGraft(["build", "--orig", c.orig, "--patched", c.patched, "-t", c.target, "-o", out]).status,
+    ).toBe(0);
+    const sections = run("readelf", ["-SW", out]);
+    expect(sections).toMatch(/\.text\.next/);
+    expect(sections).not.toMatch(/\.bss|\.data/);
+    const symbols = run("readelf", ["-sW", out]);
+    expect(symbols).toMatch(/FUNC +GLOBAL +DEFAULT +\d+ next$/m);
+    expect(symbols).toMatch(/NOTYPE +GLOBAL +DEFAULT +UND calls\.\d+@prog\.c$/m);
+    expect(run("readelf", ["-rW", out])).toMatch(/R_X86_64_PC32 .* calls\.\d+@prog\.c - 4/);
+  });
+  it("a replaced static function (a clone) is a global named name@file.c", () => {
+    const c = buildDiffCase("constprop-clone", "gcc");
+    const out = join(dir, "constprop-oracle.graft");
+    expect(
+      runGraft(["build", "--orig", c.orig, "--patched", c.patched, "-t", c.target, "-o", out]).status,
+    ).toBe(0);
+    expect(run("readelf", ["-sW", out])).toMatch(/FUNC +GLOBAL +DEFAULT +\d+ scale\.constprop\.0@prog\.c$/m);
   });
 });
