@@ -4,21 +4,25 @@
  * (median of 3) of each, the ratio, and how much each reports: graft the changed functions, the
  * objdump diff every line that moved (addresses shift after the change).
  *
- * The program is generated (N translation units of C with statics, switch tables, strings, clones),
- * so the bench downloads nothing: two trees that differ in one line of one function, each linked
- * into one PIE with gcc -O2. Writes under bench/diff/out/ (gitignored).
+ * Two programs: a generated one (N translation units of C with statics, switch tables, strings),
+ * and, with `--deb`, Lua 5.4 from its Debian source package (`apt-get source lua5.4` at run time into
+ * bench/diff/out/, enabling a deb-src entry first if the machine has none). Each is built twice with
+ * gcc -O2 (PIE), the second time with a one-line change; graft must report exactly that function.
+ * Writes under bench/diff/out/ (gitignored).
  *
- *   npx tsx bench/diff/run.ts [UNITS]        (npm run bench:diff -- [UNITS], default 40 units × 60 functions)
+ *   npx tsx bench/diff/run.ts [--deb] [UNITS]   (npm run bench:diff -- --deb; default 40 units × 120 functions)
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const cli = join(repoRoot, "dist/cli/main.js");
 const out = join(repoRoot, "bench/diff/out");
-const UNITS = Number(process.argv[2] ?? 40);
+const args = process.argv.slice(2);
+const WITH_DEB = args.includes("--deb");
+const UNITS = Number(args.find((a) => /^\d+$/.test(a)) ?? 40);
 const PER_UNIT = 60;
 const RUNS = 3;
 
@@ -65,39 +69,96 @@ function time(f: () => void): number {
   return Number(process.hrtime.bigint() - t) / 1e6;
 }
 
+/** Time graft diff and objdump -d ×2 + diff on two linked builds; print both and the ratio. */
+function compare(title: string, a: string, b: string): void {
+  let graftReport = "";
+  let objdumpLines = 0;
+  const graftMs: number[] = [];
+  const objdumpMs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    graftMs.push(
+      time(() => {
+        graftReport = execFileSync(process.execPath, [cli, "diff", a, b, "--json"], {
+          encoding: "utf8",
+          maxBuffer: 1 << 28,
+        });
+      }),
+    );
+    objdumpMs.push(
+      time(() => {
+        const da = join(out, "a.dis");
+        const db = join(out, "b.dis");
+        writeFileSync(da, execFileSync("objdump", ["-d", "--no-show-raw-insn", a], { maxBuffer: 1 << 30 }));
+        writeFileSync(db, execFileSync("objdump", ["-d", "--no-show-raw-insn", b], { maxBuffer: 1 << 30 }));
+        const d = spawnSync("diff", [da, db], { encoding: "utf8", maxBuffer: 1 << 30 });
+        objdumpLines = d.stdout.split("\n").filter((l) => /^[<>]/.test(l)).length;
+      }),
+    );
+  }
+  const report = JSON.parse(graftReport);
+  const g = median(graftMs);
+  const o = median(objdumpMs);
+  const changed = report.functions.changed.map((f: { name: string }) => f.name);
+  console.log(`${title}`);
+  console.log(
+    `  graft diff:           ${g.toFixed(0)} ms (median of ${RUNS}); ${changed.length} changed function(s): ${changed.join(", ")}; ${report.functions.unchanged} unchanged`,
+  );
+  console.log(
+    `  objdump -d ×2 + diff: ${o.toFixed(0)} ms (median of ${RUNS}); ${objdumpLines} differing lines`,
+  );
+  console.log(`  ratio graft/objdump+diff: ${(g / o).toFixed(2)}`);
+}
+
+/** Lua 5.4 from its Debian source package, built twice: str_reverse changed in the second. */
+function buildLua(): [string, string] | undefined {
+  const deb = join(out, "deb");
+  mkdirSync(deb, { recursive: true });
+  const hasDebSrc = readdirSync("/etc/apt/sources.list.d").some((f) =>
+    /deb-src/.test(readFileSync(join("/etc/apt/sources.list.d", f), "utf8")),
+  );
+  if (!hasDebSrc) {
+    const list = readFileSync("/etc/apt/sources.list.d/debian.sources", "utf8").split(/\n\s*\n/)[0]!;
+    writeFileSync(
+      "/etc/apt/sources.list.d/graft-bench-deb-src.sources",
+      `${list.replace(/^Types: .*$/m, "Types: deb-src")}\n`,
+    );
+    execFileSync("apt-get", ["update", "-qq"], { stdio: "ignore" });
+  }
+  const r = spawnSync("apt-get", ["source", "-qq", "lua5.4"], { cwd: deb, stdio: "ignore" });
+  const dir = readdirSync(deb).find((d) => /^lua5\.4-/.test(d) && existsSync(join(deb, d, "src")));
+  if (r.status !== 0 || dir === undefined) return undefined;
+  return (["orig", "patched"] as const).map((side) => {
+    const tree = join(out, `lua-${side}`);
+    execFileSync("cp", ["-r", join(deb, dir, "src"), tree]);
+    writeFileSync(join(tree, "lua5.4-deb-multiarch.h"), '#define DEB_HOST_MULTIARCH "x86_64-linux-gnu"\n');
+    if (side === "patched") {
+      const f = join(tree, "lstrlib.c");
+      const text = readFileSync(f, "utf8");
+      const fixed = text.replace(
+        "    p[i] = s[l - i - 1];",
+        "    p[i] = s[l - i - 1] == 'x' ? 'y' : s[l - i - 1];",
+      );
+      if (fixed === text) throw new Error("lstrlib.c: the line to change is not there");
+      writeFileSync(f, fixed);
+    }
+    const sources = readdirSync(tree).filter((f) => f.endsWith(".c") && f !== "luac.c");
+    for (const c of sources) execFileSync("gcc", ["-O2", "-DLUA_USE_LINUX", "-c", c], { cwd: tree });
+    execFileSync(
+      "gcc",
+      ["-O2", "-o", "lua", ...sources.map((c) => c.replace(/\.c$/, ".o")), "-lm", "-ldl", "-Wl,-E"],
+      { cwd: tree },
+    );
+    return join(tree, "lua");
+  }) as [string, string];
+}
+
 rmSync(out, { recursive: true, force: true });
 const a = build(join(out, "orig"), false);
 const b = build(join(out, "patched"), true);
-let graftReport = "";
-let objdumpLines = 0;
-const graftMs: number[] = [];
-const objdumpMs: number[] = [];
-for (let i = 0; i < RUNS; i++) {
-  graftMs.push(
-    time(() => {
-      graftReport = execFileSync(process.execPath, [cli, "diff", a, b, "--json"], {
-        encoding: "utf8",
-        maxBuffer: 1 << 28,
-      });
-    }),
-  );
-  objdumpMs.push(
-    time(() => {
-      const da = join(out, "a.dis");
-      const db = join(out, "b.dis");
-      writeFileSync(da, execFileSync("objdump", ["-d", "--no-show-raw-insn", a], { maxBuffer: 1 << 30 }));
-      writeFileSync(db, execFileSync("objdump", ["-d", "--no-show-raw-insn", b], { maxBuffer: 1 << 30 }));
-      const d = spawnSync("diff", [da, db], { encoding: "utf8", maxBuffer: 1 << 30 });
-      objdumpLines = d.stdout.split("\n").filter((l) => /^[<>]/.test(l)).length;
-    }),
-  );
+compare(`generated: ${UNITS} units × ${PER_UNIT * 2} functions, gcc -O2 PIE, one line changed`, a, b);
+if (WITH_DEB) {
+  const lua = buildLua();
+  if (lua === undefined) console.log("lua5.4: apt-get source failed (no deb-src or no network); skipped");
+  else
+    compare("lua 5.4 (Debian source package), gcc -O2 PIE, one line of str_reverse changed", lua[0], lua[1]);
 }
-const report = JSON.parse(graftReport);
-const g = median(graftMs);
-const o = median(objdumpMs);
-console.log(`program: ${UNITS} units × ${PER_UNIT * 2} functions, gcc -O2 PIE, one line changed`);
-console.log(
-  `graft diff:           ${g.toFixed(0)} ms (median of ${RUNS}); reports ${report.functions.changed.length} changed function(s): ${report.functions.changed.map((f: { name: string }) => f.name).join(", ")}; ${report.functions.unchanged} unchanged`,
-);
-console.log(`objdump -d ×2 + diff: ${o.toFixed(0)} ms (median of ${RUNS}); ${objdumpLines} differing lines`);
-console.log(`ratio graft/objdump+diff: ${(g / o).toFixed(2)}`);

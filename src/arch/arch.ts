@@ -86,6 +86,8 @@ export interface FieldedInstruction {
   readonly target?: bigint;
   /** Effective address of a PC-relative memory operand. */
   readonly memoryAddress?: bigint;
+  /** Bytes the instruction reads or writes there (0 for an address-only `lea`). */
+  readonly memorySize?: number;
 }
 
 export interface Arch {

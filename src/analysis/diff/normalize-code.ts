@@ -49,6 +49,7 @@ export function nameAddress(
   self: Unit,
   identify: Identify,
   depth = 0,
+  accessSize = 0,
 ): string {
   if (address >= self.address && address < self.address + self.size) return `self+${address - self.address}`;
   const u = view.unitAt(address);
@@ -75,7 +76,7 @@ export function nameAddress(
   if ((flags & BigInt(SHF.SHF_MERGE)) !== 0n && s.section.sh_entsize > 0n)
     return `const:${hexOf(view.bytesAt(address, Number(s.section.sh_entsize)))}`;
   if (depth > 0) return `anon:${sectionName}`;
-  return `anon:${sectionName}:${anonymousContent(view, address, s.end, self, identify)}`;
+  return `anon:${sectionName}:${anonymousContent(view, address, s.end, self, identify, accessSize)}`;
 }
 
 /** The bytes at an anonymous address up to the next unit or MAX_ANON, relocations named. */
@@ -85,12 +86,14 @@ function anonymousContent(
   end: bigint,
   self: Unit,
   identify: Identify,
+  accessSize: number,
 ): string {
   let stop = address + BigInt(MAX_ANON) < end ? address + BigInt(MAX_ANON) : end;
   const next = view.nextUnitAfter(address);
   if (next !== undefined && next.address < stop) stop = next.address;
   const bytes = view.bytesAt(address, Number(stop - address));
-  if (!view.elf.isRelocatable) return hexOf(bytes.subarray(0, 16));
+  // A linked file has no boundaries between anonymous constants: what the instruction reads, else 16 bytes.
+  if (!view.elf.isRelocatable) return hexOf(bytes.subarray(0, accessSize > 0 ? accessSize : 16));
   return relocatedContent(view, address, bytes, self, identify);
 }
 
@@ -175,7 +178,8 @@ export function normalizeFunction(view: BuildView, u: Unit, identify: Identify):
       else if (view.absoluteAddresses && f.size >= 4 && view.sectionAt(raw) !== undefined) target = raw;
       if (target !== undefined) {
         masked.fill(0, f.offset, f.offset + f.size);
-        tokens.push(`${f.offset}:${f.role}:${nameAddress(view, target, u, identify)}`);
+        const size = f.role === "pc-relative" ? (ins.memorySize ?? 0) : 0;
+        tokens.push(`${f.offset}:${f.role}:${nameAddress(view, target, u, identify, 0, size)}`);
       } else if (f.role === "immediate") {
         masked.fill(0, f.offset, f.offset + f.size);
         immediates.push(raw);

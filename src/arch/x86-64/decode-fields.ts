@@ -1,5 +1,5 @@
 import type { FieldedInstruction, InstructionField } from "../arch.js";
-import { DECODER_OPTIONS, Decoder, FlowControl, IcedInstruction } from "./iced.js";
+import { DECODER_OPTIONS, Decoder, FlowControl, IcedInstruction, MemorySizeExt } from "./iced.js";
 import { instructionKind } from "./instruction-kind.js";
 
 /**
@@ -52,7 +52,9 @@ export function decodeFields(bytes: Uint8Array, address: bigint): FieldedInstruc
         kind,
         fields,
         ...(direct ? { target: ins.nearBranch64 } : {}),
-        ...(ins.isIpRelMemoryOperand ? { memoryAddress: ins.ipRelMemoryAddress } : {}),
+        ...(ins.isIpRelMemoryOperand
+          ? { memoryAddress: ins.ipRelMemoryAddress, memorySize: MemorySizeExt.size(ins.memorySize) }
+          : {}),
       });
       offset += ins.length;
     }
