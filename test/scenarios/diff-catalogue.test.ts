@@ -154,6 +154,17 @@ describe("graft diff on linked files", () => {
     expect(d.functions.unchanged).toBeGreaterThan(3);
   });
 
+  for (const compiler of ["gcc", "clang"] as const)
+    for (const name of ["float-constant", "switch-table", "changed-string", "const-table", "inlined-static"])
+      it(`${name} (${compiler}): linked builds report what the objects report`, () => {
+        const c = buildDiffCase(name, compiler);
+        const linked = diffBuilds(readElfFile(c.target), readElfFile(c.patchedTarget), x86_64);
+        const objects = diffBuilds(readElfFile(c.orig), readElfFile(c.patched), x86_64);
+        expect(names(linked.functions.changed)).toEqual(names(objects.functions.changed));
+        expect(names(linked.data.changed)).toEqual(names(objects.data.changed));
+        expect(linked.functions.added).toEqual([]);
+      });
+
   it("a changed function is found in linked files, addresses compared by what they point at", () => {
     const c = buildDiffCase("new-static-function", "gcc");
     const d = diffBuilds(readElfFile(c.target), readElfFile(c.patchedTarget), x86_64);
