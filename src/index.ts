@@ -7,6 +7,21 @@ export { type CflagsAdvice, type CflagsCompiler, type CflagsKind, cflagsAdvice }
 export type { CheckOptions, CheckReport, CheckSummary, FunctionReport, Verdict } from "./analysis/check.js";
 export { checkElf } from "./analysis/check.js";
 export { ClobberedRegisters } from "./analysis/clobbered-registers.js";
+export {
+  type BuildDiff,
+  type ChangedData,
+  type ChangedFunction,
+  type DiffOptions,
+  diffBuilds,
+  type LineOnlyFunction,
+  type OneSidedUnit,
+} from "./analysis/diff/diff-builds.js";
+export {
+  type ImpactedFunction,
+  type ImpactSource,
+  impactedClosure,
+  symbolImpactSource,
+} from "./analysis/diff/impacted-closure.js";
 export { type FunctionInfo, listFunctions } from "./analysis/functions.js";
 export {
   type CallForm,
@@ -32,7 +47,19 @@ export * from "./core/errors.js";
 export { hex, hexBytes } from "./core/hex.js";
 export * from "./formats/elf/index.js";
 export { type ApplyOptions, type ApplyResult, applyPatch } from "./live/apply-patch.js";
-export { type BuildPatchOptions, type BuiltPatch, buildPatchFile } from "./live/build-patch-file.js";
+export {
+  type BuildFromBuildsOptions,
+  type BuildFromSourceDiffOptions,
+  type BuiltDiffPatch,
+  buildPatchFromBuilds,
+  buildPatchFromSourceDiff,
+} from "./live/build-diff-patch-file.js";
+export {
+  type BuildPatchOptions,
+  type BuiltPatch,
+  buildPatchFile,
+  packagePatchObject,
+} from "./live/build-patch-file.js";
 export {
   type CallSiteAction,
   type CallSiteChange,

@@ -19,10 +19,11 @@ export function registerBuild(
       "Compile FIX.c into a patch (an ELF object with a .graft manifest) for the binary that running\n" +
         "processes were started from. Every non-static function in the fix replaces the target's function\n" +
         "of that name; everything the fix declares but does not define binds to the target (its globals and\n" +
-        "statics: use name@file.c via GRAFT_LOCAL from graft.h when ambiguous) or to its libraries (libc).\n" +
-        "With --orig/--patched (two .o files of one translation unit) or --diff/--src (an upstream diff and\n" +
-        "the source tree), the patch holds what graft diff finds changed and impacted, plus the new\n" +
-        "functions and data they need; everything else binds to the target's own symbols.",
+        "statics: use name@file.c via GRAFT_LOCAL from graft.h when ambiguous) or to its libraries (libc).\n\n" +
+        "With --orig/--patched (two .o files of one translation unit) or --diff/--src\n" +
+        "(an upstream diff and the source tree), the patch holds what graft diff finds\n" +
+        "changed and impacted, with the new functions and data they need; everything\n" +
+        "else binds to the target's own symbols.",
     )
     .argument("[fix]", "C file holding the fixed function(s)")
     .argument("[cflags...]", "extra compiler flags, after --")

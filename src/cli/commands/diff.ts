@@ -20,12 +20,13 @@ export function registerDiff(
     .command("diff")
     .summary("what changed between two builds, and whether a live patch can carry it")
     .description(
-      "Compare two builds of the same program (two .o files, or two linked files): functions and data\n" +
-        "are paired by name after normalisation (clone counters, ThinLTO .llvm.<hash>, .LC literals by\n" +
-        "content) and compared instruction by instruction, addresses by what they point at. Reports\n" +
-        "changed, new and removed functions and data, functions whose only change is an immediate (a\n" +
-        "__LINE__ shift), the impacted closure (clones, parts, aliases), and what a live patch cannot do.\n" +
-        "Exit status 3 when a refusal applies.",
+      "Compare two builds of one program (two .o files or two linked files).\n" +
+        "Functions and data are paired by name after normalisation (clone\n" +
+        "counters, ThinLTO .llvm.<hash>, .LC literals by content) and compared\n" +
+        "instruction by instruction, every address by what it points at.\n" +
+        "Reports changed, new and removed functions and data, changes of an\n" +
+        "immediate only (a __LINE__ shift), the impacted closure (clones, their\n" +
+        "callers, aliases), and what a live patch cannot do (exit status 3).",
     )
     .argument("<orig>", "the original build (.o or linked)")
     .argument("<patched>", "the patched build, same kind")
