@@ -150,7 +150,7 @@ export function buildPatchFromSourceDiff(options: BuildFromSourceDiffOptions): B
         },
       );
     }
-    const candidates: BuiltDiffPatch[] = [];
+    const candidates: { orig: string; patched: string }[] = [];
     const unchanged: string[] = [];
     for (const unit of units) {
       const objects = [origTree, patchedTree].map((tree, k) => {
@@ -200,16 +200,7 @@ export function buildPatchFromSourceDiff(options: BuildFromSourceDiffOptions): B
         unchanged.push(unit);
         continue;
       }
-      candidates.push(
-        buildPatchFromBuilds({
-          orig: a,
-          patched: b,
-          target: options.target,
-          output: options.output,
-          ...(options.after === undefined ? {} : { after: options.after }),
-          ...(options.skipLineOnly === undefined ? {} : { skipLineOnly: options.skipLineOnly }),
-        }),
-      );
+      candidates.push({ orig: a, patched: b });
     }
     if (candidates.length === 0)
       throw new RefusedError("NOT_PATCHABLE", [
@@ -223,7 +214,15 @@ export function buildPatchFromSourceDiff(options: BuildFromSourceDiffOptions): B
           hint: "split the diff per .c file and build one patch for each (--after to order them)",
         },
       );
-    return candidates[0]!;
+    const { orig, patched } = candidates[0]!;
+    return buildPatchFromBuilds({
+      orig,
+      patched,
+      target: options.target,
+      output: options.output,
+      ...(options.after === undefined ? {} : { after: options.after }),
+      ...(options.skipLineOnly === undefined ? {} : { skipLineOnly: options.skipLineOnly }),
+    });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -9,6 +9,7 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { producerFlags } from "../../src/live/build-diff-patch-file.js";
 import { buildDiffCase, diffCaseFlags, observedValue } from "../support/diff-fixtures.js";
 import { type Compiler, fixturesDir, run } from "../support/fixtures.js";
 import {
@@ -131,6 +132,10 @@ describe("graft build --diff: an upstream diff applied to a copy of the source t
     ).stdout;
     const fix = join(dir, "fix.patch");
     writeFileSync(fix, patchText);
+    // No --cflags: the flags come from what gcc recorded in the target (-g: DW_AT_producer).
+    const recorded = producerFlags(target);
+    expect(recorded?.compiler).toBe("gcc");
+    expect(recorded?.flags).toEqual(expect.arrayContaining(["-O2", "-fpatchable-function-entry=16,14"]));
     const out = join(dir, "fix.graft");
     const built = runGraft(["build", "--diff", fix, "--src", src, "-t", target, "-o", out]);
     expect(built.status, built.stderr).toBe(0);
@@ -152,6 +157,52 @@ describe("graft build --diff: an upstream diff applied to a copy of the source t
 });
 
 describe("graft build from two builds refuses what a live patch cannot do", () => {
+  it("linked files instead of .o files: NOT_PATCHABLE", () => {
+    const c = buildDiffCase("recursion", "gcc");
+    const r = runGraft([
+      "build",
+      "--orig",
+      c.target,
+      "--patched",
+      c.patchedTarget,
+      "-t",
+      c.target,
+      "-o",
+      join(dir, "linked.graft"),
+    ]);
+    expect(r.status).toBe(3);
+    expect(r.stderr).toMatch(/from two \.o files/);
+  });
+  it("--diff changing code in two translation units: one patch per unit", () => {
+    const src = join(dir, "two-units");
+    mkdirSync(src);
+    writeFileSync(join(src, "a.c"), "int fa(int x) { return x + 1; }\n");
+    writeFileSync(join(src, "b.c"), "int fb(int x) { return x + 2; }\nint main(void) { return fb(1); }\n");
+    const target = join(src, "prog");
+    execFileSync("gcc", ["-O2", "-Wl,--build-id", "a.c", "b.c", "-o", target], { cwd: src });
+    const fix = join(dir, "two.patch");
+    writeFileSync(
+      fix,
+      "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-int fa(int x) { return x + 1; }\n+int fa(int x) { return x * 3 + 1; }\n" +
+        "--- a/b.c\n+++ b/b.c\n@@ -1,2 +1,2 @@\n-int fb(int x) { return x + 2; }\n+int fb(int x) { return x * 5 + 2; }\n int main(void) { return fb(1); }\n",
+    );
+    const r = runGraft([
+      "build",
+      "--diff",
+      fix,
+      "--src",
+      src,
+      "-t",
+      target,
+      "--cflags",
+      "-O2",
+      "-o",
+      join(dir, "two.graft"),
+    ]);
+    expect(r.status, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/2 translation units/);
+    expect(existsSync(join(dir, "two.graft"))).toBe(false);
+  });
   for (const name of ["struct-layout", "initialised-data", "tls", "constructor", "bss-size"]) {
     it(`${name}: NOT_PATCHABLE, exit 3, no patch written`, () => {
       const c = buildDiffCase(name, "gcc");
