@@ -66,6 +66,7 @@ const CATALOGUE: Record<string, Expect> = {
   },
   "float-constant": { changed: ["scaled"] },
   alias: { changed: ["impl"] },
+  "same-name-statics": { changed: ["g", "observe"], added: ["h"], dataAdded: ["count"], dataChanged: [] },
   // gcc -O3 clones f per constant and clones the callers too; clang -O3 inlines or specialises in place.
   "clone-family": { variant: ["-O3"], changed: ["f"], impacted: ["b", "observe"] },
 };
@@ -80,6 +81,19 @@ const SHARED_SECTIONS = [
 ];
 
 const base = (n: string): string => n.replace(/\.(constprop|isra|part|cold)(\.\d+)?/g, "");
+/** A static local's variable name: gcc `count.3`, clang `h.count` → `count`. */
+const dataNames = (list: readonly { name: string }[]): string[] =>
+  [
+    ...new Set(
+      list.map(
+        (u) =>
+          u.name
+            .split(".")
+            .filter((p) => !/^\d+$/.test(p))
+            .at(-1)!,
+      ),
+    ),
+  ].sort();
 const names = (list: readonly { name: string }[]): string[] =>
   [...new Set(list.map((u) => base(u.name)))].sort();
 
@@ -94,8 +108,8 @@ function check(d: BuildDiff, want: Expect): void {
     expect(names(d.functions.lineOnly), what).toEqual([...want.lineOnly].sort());
   if (want.added !== undefined) expect(names(d.functions.added)).toEqual([...want.added].sort());
   if (want.removed !== undefined) expect(names(d.functions.removed)).toEqual([...want.removed].sort());
-  if (want.dataChanged !== undefined) expect(names(d.data.changed)).toEqual([...want.dataChanged].sort());
-  if (want.dataAdded !== undefined) expect(names(d.data.added)).toEqual([...want.dataAdded].sort());
+  if (want.dataChanged !== undefined) expect(dataNames(d.data.changed)).toEqual([...want.dataChanged].sort());
+  if (want.dataAdded !== undefined) expect(dataNames(d.data.added)).toEqual([...want.dataAdded].sort());
   if (want.impacted !== undefined) expect(names(d.impacted)).toEqual(expect.arrayContaining(want.impacted));
   if (want.refused !== undefined) expect(d.refusals.join("\n")).toMatch(want.refused);
   else expect(d.refusals).toEqual([]);

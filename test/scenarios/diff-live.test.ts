@@ -275,6 +275,23 @@ describe("the patch object built from two builds (oracle: readelf)", () => {
     expect(symbols).toMatch(/NOTYPE +GLOBAL +DEFAULT +UND calls\.\d+@prog\.c$/m);
     expect(run("readelf", ["-rW", out])).toMatch(/R_X86_64_PC32 .* calls\.\d+@prog\.c - 4/);
   });
+  for (const compiler of ["gcc", "clang"] as const)
+    it(`statics of the same name pair with their own function's (${compiler}): g binds to the target's g counter`, () => {
+      const c = buildDiffCase("same-name-statics", compiler);
+      const out = join(dir, `same-name-${compiler}.graft`);
+      expect(
+        runGraft(["build", "--orig", c.orig, "--patched", c.patched, "-t", c.target, "-o", out]).status,
+      ).toBe(0);
+      // The original g's counter, named by the relocation in .rela.text.g of the original object.
+      const section = (text: string, name: string): string =>
+        text.split(/\n(?=Relocation section)/).find((b) => b.startsWith(`Relocation section '${name}'`)) ??
+        "";
+      const origG = section(run("readelf", ["-rW", c.orig]), ".rela.text.g");
+      const counter = /\.bss\.(\S+)/.exec(origG)?.[1];
+      expect(counter).toBeDefined();
+      const patchG = section(run("readelf", ["-rW", out]), ".rela.text.g");
+      expect(patchG).toContain(`${counter}@prog.c`);
+    });
   it("a replaced static function (a clone) is a global named name@file.c", () => {
     const c = buildDiffCase("constprop-clone", "gcc");
     const out = join(dir, "constprop-oracle.graft");

@@ -14,6 +14,7 @@ import {
 } from "./impacted-closure.js";
 import { type Identify, type NormalizedItem, normalizeData, normalizeFunction } from "./normalize-code.js";
 import { isColdPart } from "./normalize-name.js";
+import { findReferences, type References } from "./references.js";
 
 /** A function of both builds whose code differs. */
 export interface ChangedFunction {
@@ -107,6 +108,12 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
       "one build is a .o and the other a linked file: every address is compared by what it resolves to",
     );
 
+  // References are needed only when names are ambiguous or a clone changed: computed on first use.
+  let origRefs: References | undefined;
+  let patchedRefs: References | undefined;
+  const origReferences = (): References => (origRefs ??= findReferences(o));
+  const patchedReferences = (): References => (patchedRefs ??= findReferences(p));
+
   // Pass 1: content by names, to pair units whose names alone cannot (ThinLTO hashes, several clones).
   const byName: Identify = (u) => `${u.kind}:${u.canonical}`;
   const contentKey = (u: Unit, side: "orig" | "patched"): string => {
@@ -118,7 +125,13 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
       : normalizeData(view, u, byName);
   };
   const sameFile = o.files.length === 1 && p.files.length === 1;
-  const { pairs, removed, added } = correlateUnits(o.units, p.units, contentKey, sameFile);
+  // Who refers to a unit, by name: two statics `count` of different functions differ here.
+  const referrerKey = (u: Unit, side: "orig" | "patched"): string =>
+    ((side === "orig" ? origReferences() : patchedReferences()).referrers.get(u) ?? [])
+      .map((r) => r.canonical)
+      .sort()
+      .join(",");
+  const { pairs, removed, added } = correlateUnits(o.units, p.units, contentKey, sameFile, referrerKey);
 
   // Pass 2: ids from the pairing; a changed read-only object gets a new identity on the patched side,
   // so every function that reads it differs too and is replaced, reading the new copy.
@@ -206,7 +219,11 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
   const functions = o.units.filter((u) => u.kind === "function");
   const impacted = impactedClosure(
     [...changed, ...lineOnly].map((f) => f.name),
-    [symbolImpactSource(functions), cloneCallerImpactSource(callGraph(o)), ...(options.impactSources ?? [])],
+    [
+      symbolImpactSource(functions),
+      cloneCallerImpactSource(callGraph(origReferences)),
+      ...(options.impactSources ?? []),
+    ],
   ).filter((f) => functions.some((u) => u.name === f.name));
   const addedFunctions = added.filter((u) => u.kind === "function").map(oneSided);
   if (arch.name !== "x86-64") warnings.push(`relocation types are read as x86-64 ones`);
@@ -235,34 +252,19 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
   };
 }
 
-/**
- * Who calls or jumps to whom in one build, computed on first use: direct branches (relocated in a
- * .o, decoded in a linked file) from each function to the start of another.
- */
-function callGraph(view: BuildView): (name: string) => readonly string[] {
-  let callers: Map<string, string[]> | undefined;
+/** Callers by name, from the references of one build, computed on first use. */
+function callGraph(references: () => References): (name: string) => readonly string[] {
+  let byName: Map<string, string[]> | undefined;
   return (name) => {
-    if (callers === undefined) {
-      callers = new Map();
-      for (const u of view.units) {
-        if (u.kind !== "function") continue;
-        for (const ins of view.arch.decodeFields(view.unitBytes(u), u.address)) {
-          if (ins.kind !== "call" && ins.kind !== "jump" && ins.kind !== "cond-jump") continue;
-          let to = ins.target;
-          for (const f of ins.fields) {
-            const r = view.relocations.get(u.address + BigInt(ins.offset + f.offset));
-            if (r !== undefined)
-              to = r.target === undefined ? undefined : r.target + BigInt(ins.length - f.offset);
-          }
-          const callee = to === undefined ? undefined : view.unitAt(to);
-          if (callee === undefined || callee === u || callee.address !== to) continue;
-          const list = callers.get(callee.name) ?? [];
-          if (!list.includes(u.name)) list.push(u.name);
-          callers.set(callee.name, list);
-        }
-      }
+    if (byName === undefined) {
+      byName = new Map();
+      for (const [callee, list] of references().callers)
+        byName.set(
+          callee.name,
+          list.map((u) => u.name),
+        );
     }
-    return callers.get(name) ?? [];
+    return byName.get(name) ?? [];
   };
 }
 
