@@ -16,6 +16,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { diffBuilds } from "../../src/analysis/diff/diff-builds.js";
+import { x86_64 } from "../../src/arch/index.js";
+import { readElfFile } from "../../src/formats/elf/elf-file.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const cli = join(repoRoot, "dist/cli/main.js");
@@ -95,8 +98,12 @@ function compare(title: string, a: string, b: string): void {
       }),
     );
   }
+  const libraryMs: number[] = [];
+  for (let i = 0; i < RUNS; i++)
+    libraryMs.push(time(() => diffBuilds(readElfFile(a), readElfFile(b), x86_64)));
   const report = JSON.parse(graftReport);
   const g = median(graftMs);
+  const lib = median(libraryMs);
   const o = median(objdumpMs);
   const changed = report.functions.changed.map((f: { name: string }) => f.name);
   console.log(`${title}`);
@@ -106,7 +113,8 @@ function compare(title: string, a: string, b: string): void {
   console.log(
     `  objdump -d ×2 + diff: ${o.toFixed(0)} ms (median of ${RUNS}); ${objdumpLines} differing lines`,
   );
-  console.log(`  ratio graft/objdump+diff: ${(g / o).toFixed(2)}`);
+  console.log(`  diffBuilds (library, no node start-up): ${lib.toFixed(0)} ms (median of ${RUNS})`);
+  console.log(`  ratio graft/objdump+diff: ${(g / o).toFixed(2)} (CLI), ${(lib / o).toFixed(2)} (library)`);
 }
 
 /** Lua 5.4 from its Debian source package, built twice: str_reverse changed in the second. */
