@@ -53,6 +53,7 @@ export function buildPatchFromBuilds(options: BuildFromBuildsOptions): BuiltDiff
       output: options.output,
       source: `${basename(options.orig)} → ${basename(options.patched)}`,
       subject: options.patched,
+      wholeUnit: true,
       compiler: `graft diff ${basename(options.orig)} ${basename(options.patched)}`,
       ...(options.after === undefined ? {} : { after: options.after }),
     });

@@ -121,6 +121,12 @@ export interface PackagePatchOptions {
   readonly subject: string;
   readonly compiler: string;
   readonly after?: readonly string[];
+  /**
+   * Skip the -fipa-ra register warnings: a patch cut from a rebuild of the whole translation unit
+   * already holds every caller whose code depends on what the new callee clobbers (the compiler
+   * rebuilt them, graft diff saw them change, the patch replaces them).
+   */
+  readonly wholeUnit?: boolean;
 }
 
 /**
@@ -184,7 +190,7 @@ export function packagePatchObject(options: PackagePatchOptions): BuiltPatch {
     const codeBytes = fixElf.sections
       .filter((s) => (s.sh_flags & 2n) !== 0n)
       .reduce((n, s) => n + Number(s.sh_size), 0);
-    const warnings = registerWarnings(fixElf, target, arch, functions);
+    const warnings = options.wholeUnit === true ? [] : registerWarnings(fixElf, target, arch, functions);
     return { output: options.output, manifest, imports, codeBytes, warnings };
   } finally {
     rmSync(dir, { recursive: true, force: true });

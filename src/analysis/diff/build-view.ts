@@ -68,6 +68,7 @@ export class BuildView {
     readonly label: string,
   ) {
     this.units = buildUnits(elf);
+    this.absoluteAddresses = elf.kind === "executable";
     this.files = [
       ...new Set(
         elf
@@ -208,7 +209,5 @@ export class BuildView {
   }
 
   /** True for a non-PIE executable, whose code holds absolute addresses in immediates. */
-  get absoluteAddresses(): boolean {
-    return this.elf.kind === "executable";
-  }
+  readonly absoluteAddresses: boolean;
 }

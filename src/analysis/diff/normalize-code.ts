@@ -149,43 +149,52 @@ function relocatedContent(
  */
 export function normalizeFunction(view: BuildView, u: Unit, identify: Identify): NormalizedItem[] {
   const bytes = view.unitBytes(u);
+  // One masked copy of the whole function; each instruction's slice of it goes into its shape.
+  const masked = Uint8Array.from(bytes);
   const out: NormalizedItem[] = [];
+  const hasRelocations = view.relocations.size > 0;
+  const absolute = view.absoluteAddresses;
   for (const ins of view.arch.decodeFields(bytes, u.address)) {
     const at = u.address + BigInt(ins.offset);
     const end = at + BigInt(ins.length);
-    const masked = Uint8Array.from(bytes.subarray(ins.offset, ins.offset + ins.length));
-    const tokens: string[] = [];
+    let tokens = "";
     const immediates: bigint[] = [];
-    const covered = new Set<number>();
-    for (let i = 0; view.relocations.size > 0 && i < ins.length; i++) {
+    let covered: Set<number> | undefined;
+    for (let i = 0; hasRelocations && i < ins.length; i++) {
       const r = view.relocations.get(at + BigInt(i));
       if (r === undefined) continue;
-      masked.fill(0, i, i + r.size);
+      masked.fill(0, ins.offset + i, ins.offset + i + r.size);
+      covered ??= new Set();
       for (let k = i; k < i + r.size; k++) covered.add(k);
       // S + A names the target once the CPU's own PC adjustment (end of instruction − field) is added.
       const to =
         r.target === undefined
           ? `ext:${canonicalName(r.external ?? "")}${r.addend + (r.pcRelative ? end - (at + BigInt(i)) : 0n)}`
           : nameAddress(view, r.target + (r.pcRelative ? end - (at + BigInt(i)) : 0n), u, identify);
-      tokens.push(`${i}:${r.type}:${to}`);
+      tokens += ` ${i}:${r.type}:${to}`;
     }
     for (const f of ins.fields) {
-      if (covered.has(f.offset)) continue;
-      const raw = readLE(masked, f.offset, f.size);
+      if (covered?.has(f.offset)) continue;
+      const start = ins.offset + f.offset;
+      const raw = readLE(masked, start, f.size);
       let target: bigint | undefined;
       if (f.role === "branch") target = ins.target;
       else if (f.role === "pc-relative") target = ins.memoryAddress;
-      else if (view.absoluteAddresses && f.size >= 4 && view.sectionAt(raw) !== undefined) target = raw;
+      else if (absolute && f.size >= 4 && view.sectionAt(raw) !== undefined) target = raw;
       if (target !== undefined) {
-        masked.fill(0, f.offset, f.offset + f.size);
+        masked.fill(0, start, start + f.size);
         const size = f.role === "pc-relative" ? (ins.memorySize ?? 0) : 0;
-        tokens.push(`${f.offset}:${f.role}:${nameAddress(view, target, u, identify, 0, size)}`);
+        tokens += ` ${f.offset}:${f.role}:${nameAddress(view, target, u, identify, 0, size)}`;
       } else if (f.role === "immediate") {
-        masked.fill(0, f.offset, f.offset + f.size);
+        masked.fill(0, start, start + f.size);
         immediates.push(raw);
       }
     }
-    out.push({ offset: ins.offset, shape: `${hexOf(masked)} ${tokens.join(" ")}`, immediates });
+    out.push({
+      offset: ins.offset,
+      shape: hexOf(masked.subarray(ins.offset, ins.offset + ins.length)) + tokens,
+      immediates,
+    });
   }
   return out;
 }

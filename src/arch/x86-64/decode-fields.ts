@@ -18,13 +18,14 @@ export function decodeFields(bytes: Uint8Array, address: bigint): FieldedInstruc
   try {
     let offset = 0;
     while (offset < bytes.length) {
-      decoder.position = offset;
-      decoder.ip = address + BigInt(offset);
       decoder.decodeOut(ins);
       const flow = ins.flowControl;
       if (ins.isInvalid) {
         out.push({ offset, length: 1, kind: "invalid", fields: [] });
         offset += 1;
+        // Resynchronise one byte on, as objdump's "(bad)" does.
+        decoder.position = offset;
+        decoder.ip = address + BigInt(offset);
         continue;
       }
       const kind = instructionKind(ins, flow);
