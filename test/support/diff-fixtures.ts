@@ -87,8 +87,14 @@ export function buildDiffCase(name: string, compiler: Compiler, variant?: readon
         stdio: ["ignore", "ignore", "pipe"],
       },
     );
-  rmSync(dir, { recursive: true, force: true });
-  renameSync(tmp, dir);
+  // Another test worker may have built the same case meanwhile: keep the first one, never remove it
+  // under its feet.
+  try {
+    if (!existsSync(result.patchedTarget)) renameSync(tmp, dir);
+  } catch (e) {
+    if (!existsSync(result.patchedTarget)) throw e;
+  }
+  rmSync(tmp, { recursive: true, force: true });
   return result;
 }
 
