@@ -86,11 +86,18 @@ export function diffPatchObject(diff: BuildDiff, options: { skipLineOnly?: boole
     const patched = orig === undefined ? undefined : twinOfOrig.get(orig);
     if (patched !== undefined && !replace.has(patched)) replace.set(patched, why);
   }
-  if (replace.size === 0)
-    throw new RefusedError("NOT_PATCHABLE", ["the two builds have no function to replace: nothing changed"], {
-      hint: "graft diff shows what differs",
-    });
-
+  if (replace.size === 0) {
+    const skipped = options.skipLineOnly === true && diff.functions.lineOnly.length > 0;
+    throw new RefusedError(
+      "NOT_PATCHABLE",
+      [
+        skipped
+          ? `only immediates changed (${diff.functions.lineOnly.map((f) => f.name).join(", ")}) and --skip-line-only leaves them out: nothing to replace`
+          : "the two builds have no function to replace: nothing changed",
+      ],
+      { hint: "graft diff shows what differs" },
+    );
+  }
   // Instruction ends, for section-relative PC-relative references (`.bss.x - 5` is x + 0).
   const insnEnd = new Map<bigint, bigint>();
   const decoded = new Set<number>();

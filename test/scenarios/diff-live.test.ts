@@ -242,6 +242,35 @@ describe("graft build from two builds refuses what a live patch cannot do", () =
   });
 });
 
+describe("a __LINE__-only change", () => {
+  for (const compiler of ["gcc", "clang"] as const)
+    it(`is listed apart and patched by default, left out with --skip-line-only (${compiler})`, () => {
+      const c = buildDiffCase("line-only", compiler);
+      const d = runGraft(["diff", c.orig, c.patched]);
+      expect(d.stdout).toMatch(/^line-only compute +only immediates differ: \+\d+ 0x[0-9a-f]+→0x[0-9a-f]+/m);
+      const out = join(dir, `line-only-${compiler}.graft`);
+      const built = runGraft(["build", "--orig", c.orig, "--patched", c.patched, "-t", c.target, "-o", out]);
+      expect(built.status, built.stderr).toBe(0);
+      expect(built.stdout).toMatch(/replaces compute .*only immediates changed/);
+      const skipped = runGraft([
+        "build",
+        "--orig",
+        c.orig,
+        "--patched",
+        c.patched,
+        "-t",
+        c.target,
+        "--skip-line-only",
+        "-o",
+        out,
+      ]);
+      expect(skipped.status).toBe(3);
+      expect(skipped.stderr).toMatch(
+        /only immediates changed \(compute\) and --skip-line-only leaves them out/,
+      );
+    });
+});
+
 describe("graft diff (CLI)", () => {
   it("prints one line per difference and exits 0", () => {
     const c = buildDiffCase("new-static-function", "gcc");
