@@ -8,6 +8,21 @@ export type { CheckOptions, CheckReport, CheckSummary, FunctionReport, Verdict }
 export { checkElf } from "./analysis/check.js";
 export { ClobberedRegisters } from "./analysis/clobbered-registers.js";
 export { type CloneKind, type CloneName, parseCloneName } from "./analysis/clone-name.js";
+export {
+  type BuildDiff,
+  type ChangedData,
+  type ChangedFunction,
+  type DiffOptions,
+  diffBuilds,
+  type LineOnlyFunction,
+  type OneSidedUnit,
+} from "./analysis/diff/diff-builds.js";
+export {
+  type ImpactedFunction as DiffImpactedFunction,
+  type ImpactSource,
+  impactedClosure,
+  symbolImpactSource,
+} from "./analysis/diff/impacted-closure.js";
 export { type FunctionInfo, listFunctions } from "./analysis/functions.js";
 export {
   type ImpactedFunction,
@@ -46,7 +61,19 @@ export { hex, hexBytes } from "./core/hex.js";
 export * from "./formats/dwarf/index.js";
 export * from "./formats/elf/index.js";
 export { type ApplyOptions, type ApplyResult, applyPatch } from "./live/apply-patch.js";
-export { type BuildPatchOptions, type BuiltPatch, buildPatchFile } from "./live/build-patch-file.js";
+export {
+  type BuildFromBuildsOptions,
+  type BuildFromSourceDiffOptions,
+  type BuiltDiffPatch,
+  buildPatchFromBuilds,
+  buildPatchFromSourceDiff,
+} from "./live/build-diff-patch-file.js";
+export {
+  type BuildPatchOptions,
+  type BuiltPatch,
+  buildPatchFile,
+  packagePatchObject,
+} from "./live/build-patch-file.js";
 export {
   type CallSiteAction,
   type CallSiteChange,

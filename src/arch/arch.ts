@@ -69,6 +69,34 @@ export interface RegisterWrites {
   readonly opaque: boolean;
 }
 
+/** Where one constant of an instruction sits, for comparing code built twice (see Arch.decodeFields). */
+export interface InstructionField {
+  /** Byte offset inside the instruction. */
+  readonly offset: number;
+  readonly size: number;
+  /** pc-relative: a PC-relative memory displacement; branch: a relative branch displacement. */
+  readonly role: "pc-relative" | "displacement" | "immediate" | "branch";
+  /**
+   * The bits of the little-endian field the constant occupies, when it does not fill whole bytes
+   * (A64 fields share bytes with conditions and registers); absent: every bit of the bytes.
+   */
+  readonly mask?: number;
+}
+
+/** An instruction with the offsets of its constants, relative to the start of the decoded bytes. */
+export interface FieldedInstruction {
+  readonly offset: number;
+  readonly length: number;
+  readonly kind: InstructionKind;
+  readonly fields: readonly InstructionField[];
+  /** Destination of a direct branch or call. */
+  readonly target?: bigint;
+  /** Effective address of a PC-relative memory operand. */
+  readonly memoryAddress?: bigint;
+  /** Bytes the instruction reads or writes there (0 for an address-only `lea`). */
+  readonly memorySize?: number;
+}
+
 export interface Arch {
   readonly name: "x86-64" | "aarch64";
   /** ELF e_machine value (EM_X86_64 = 62, EM_AARCH64 = 183). */
@@ -101,6 +129,12 @@ export interface Arch {
 
   /** Decode up to `limit` instructions (default: all) from `bytes`, which start at `address`. */
   decode(bytes: Uint8Array, address: bigint, limit?: number): Instruction[];
+  /**
+   * Decode all of `bytes` (at `address`) with the place of every displacement, immediate and
+   * branch offset in each instruction, so two builds of a function can be compared with addresses
+   * replaced by what they point at.
+   */
+  decodeFields(bytes: Uint8Array, address: bigint): FieldedInstruction[];
   /** Decode one instruction; `undefined` when the bytes run out. */
   decodeOne(bytes: Uint8Array, address: bigint): Instruction | undefined;
   /**

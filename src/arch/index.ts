@@ -7,7 +7,9 @@ import { x86_64 } from "./x86-64/x86-64.js";
 export type {
   Arch,
   BranchRef,
+  FieldedInstruction,
   Instruction,
+  InstructionField,
   InstructionKind,
   RegisterWrites,
   ReturnValueUse,

@@ -7,6 +7,7 @@ import { registerCalls } from "./commands/calls.js";
 import { registerCallsite } from "./commands/callsite.js";
 import { registerCflags } from "./commands/cflags.js";
 import { registerCheck } from "./commands/check.js";
+import { registerDiff } from "./commands/diff.js";
 import { registerImpact } from "./commands/impact.js";
 import { registerKeygen } from "./commands/keygen.js";
 import { registerLog } from "./commands/log.js";
@@ -72,6 +73,7 @@ async function run(action: () => void | Promise<void>): Promise<void> {
 registerCheck(program, run);
 registerCflags(program, run);
 registerCalls(program, run);
+registerDiff(program, run);
 registerBuild(program, run);
 registerApply(program, run);
 registerRevert(program, run);

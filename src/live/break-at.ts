@@ -20,7 +20,7 @@
  */
 import { checkElf } from "../analysis/check.js";
 import { listFunctions } from "../analysis/functions.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import { findMapping, readMaps } from "../process/maps.js";
@@ -146,7 +146,7 @@ export async function breakAt(
   options: BreakOptions,
 ): Promise<BreakResult> {
   const loaded = loadMainModule(pid);
-  const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+  const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
   const report = checkElf(loaded.elf, arch, { functionGlob: functionName });
   const fn = report.functions.find((f) => f.name === functionName || f.aliases.includes(functionName));
   if (fn === undefined) {

@@ -22,7 +22,7 @@ import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { checkElf } from "../analysis/check.js";
 import { globToRegExp } from "../analysis/glob.js";
 import { chooseTraceSite } from "../analysis/trace-site.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import {
   HEADER,
   RECORD_BYTES,
@@ -514,7 +514,7 @@ function matchesAny(name: string, aliases: readonly string[], globs: readonly Re
 /** Hook the chosen functions of process `pid` (see the file comment). */
 export function attachTrace(pid: number, options: TraceOptions = {}): TraceSession {
   const loaded = loadMainModule(pid);
-  const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+  const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
   if (arch.name !== "x86-64") {
     throw new GraftError("TRACE_UNSUPPORTED", `tracing is implemented for x86-64, not ${arch.name}`, {
       subject: `pid ${pid}`,

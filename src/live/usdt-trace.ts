@@ -13,7 +13,7 @@
  */
 import { checkElf } from "../analysis/check.js";
 import { globToRegExp } from "../analysis/glob.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import { decodeUsdtLocation } from "../formats/elf/usdt-location.js";
@@ -76,7 +76,7 @@ export async function traceUsdt(
   options: UsdtTraceOptions = {},
 ): Promise<UsdtTraceResult> {
   const loaded = loadMainModule(pid);
-  const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+  const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
   const report = checkElf(loaded.elf, arch, { functionGlob: "\0none" });
   const res = patterns.map((p) => {
     const [provider, name] = p.includes(":") ? p.split(":", 2) : ["*", p];

@@ -1,6 +1,7 @@
 import { GraftError } from "../../core/errors.js";
 import type { Arch } from "../arch.js";
 import { decode, decodeOne } from "./decode.js";
+import { decodeFields } from "./decode-fields.js";
 import {
   ABSOLUTE_JUMP_LENGTH,
   BRANCH_LENGTH,
@@ -52,6 +53,7 @@ export const aarch64: Arch = {
   trapByte: undefined, // gas and ld fill code alignment with NOPs
   decode,
   decodeOne,
+  decodeFields,
   scanBranches,
   nopLength,
   endbrLength,

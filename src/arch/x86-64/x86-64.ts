@@ -1,5 +1,6 @@
 import type { Arch } from "../arch.js";
 import { decode, decodeOne } from "./decode.js";
+import { decodeFields } from "./decode-fields.js";
 import {
   ABSOLUTE_JUMP_LENGTH,
   encodeAbsoluteJump,
@@ -33,6 +34,7 @@ export const x86_64: Arch = {
   trapByte: 0xcc, // int3: GCC/LLD fill between functions with it (lld -z, `-mpad` off) or NOPs
   decode,
   decodeOne,
+  decodeFields,
   scanBranches,
   nopLength,
   endbrLength,
