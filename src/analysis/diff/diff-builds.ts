@@ -5,6 +5,7 @@ import type { Elf } from "../../formats/elf/elf.js";
 import type { Unit } from "./build-units.js";
 import { BuildView } from "./build-view.js";
 import { correlateUnits, type UnitPair } from "./correlate.js";
+import { dwarfImpact } from "./dwarf-impact-source.js";
 import {
   cloneCallerImpactSource,
   type ImpactedFunction,
@@ -87,8 +88,10 @@ export interface BuildDiff {
 export interface DiffOptions {
   readonly origLabel?: string;
   readonly patchedLabel?: string;
-  /** More impact sources (the DWARF-based one), besides what the symbols show. */
+  /** More impact sources, besides what the symbols and the original build's DWARF show. */
   readonly impactSources?: readonly ImpactSource[];
+  /** Read the original build's DWARF for inlined copies (default true). */
+  readonly dwarf?: boolean;
 }
 
 const CONSTRUCTOR_SECTIONS = /^\.(init_array|ctors|preinit_array)(\.|$)/;
@@ -217,14 +220,16 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
   refusals.push(...constructorRefusals(o, p, identify, [...changed, ...lineOnly]));
 
   const functions = o.units.filter((u) => u.kind === "function");
-  const impacted = impactedClosure(
-    [...changed, ...lineOnly].map((f) => f.name),
-    [
-      symbolImpactSource(functions),
-      cloneCallerImpactSource(callGraph(origReferences)),
-      ...(options.impactSources ?? []),
-    ],
-  ).filter((f) => functions.some((u) => u.name === f.name));
+  const seeds = [...changed, ...lineOnly].map((f) => f.name);
+  // Inlined copies are in the original build's DWARF only; without it, say the closure may miss them.
+  const dwarf = options.dwarf === false || seeds.length === 0 ? undefined : dwarfImpact(orig);
+  const impacted = impactedClosure(seeds, [
+    symbolImpactSource(functions),
+    cloneCallerImpactSource(callGraph(origReferences)),
+    ...(dwarf?.source === undefined ? [] : [dwarf.source]),
+    ...(options.impactSources ?? []),
+  ]).filter((f) => functions.some((u) => u.name === f.name));
+  if (dwarf !== undefined) warnings.push(...dwarf.warnings());
   const addedFunctions = added.filter((u) => u.kind === "function").map(oneSided);
   if (arch.name !== "x86-64") warnings.push(`relocation types are read as x86-64 ones`);
   return {

@@ -15,10 +15,10 @@ export interface ClosureFunction {
 }
 
 /**
- * Where impacted sets come from. The seam between `graft diff` and `graft impact`: today the
- * symbols (`symbolImpactSource`); the DWARF-based impact API (inlined copies from
- * DW_TAG_inlined_subroutine, callers of clones) plugs in here by implementing `impactedBy`, and
- * `impactedClosure` then closes over both without changing its callers.
+ * Where impacted sets come from. The seam between `graft diff` and `graft impact`: the symbols
+ * (`symbolImpactSource`, `cloneCallerImpactSource`) and the original build's DWARF
+ * (`dwarfImpact` in dwarf-impact-source.ts: inlined copies from DW_TAG_inlined_subroutine);
+ * `impactedClosure` closes over all of them.
  */
 export interface ImpactSource {
   /**

@@ -26,7 +26,9 @@ export function registerDiff(
         "instruction by instruction, every address by what it points at.\n" +
         "Reports changed, new and removed functions and data, changes of an\n" +
         "immediate only (a __LINE__ shift), the impacted closure (clones, their\n" +
-        "callers, aliases), and what a live patch cannot do (exit status 3).",
+        "callers, aliases, and with -g every function holding an inlined copy of a\n" +
+        "changed one, from the original's DWARF), and what a live patch cannot do\n" +
+        "(exit status 3).",
     )
     .argument("<orig>", "the original build (.o or linked)")
     .argument("<patched>", "the patched build, same kind")
