@@ -3,8 +3,11 @@ import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } 
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { type BuildDiff, diffBuilds } from "../analysis/diff/diff-builds.js";
+import { parseProducer } from "../analysis/producer-flags.js";
 import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, RefusedError } from "../core/errors.js";
+import { readWithDebugFile } from "../formats/dwarf/debug-link-file.js";
+import { readDwarf } from "../formats/dwarf/dwarf.js";
 import { readElfFile } from "../formats/elf/elf-file.js";
 import { type BuiltPatch, packagePatchObject } from "./build-patch-file.js";
 import { diffPatchObject } from "./diff-patch-object.js";
@@ -72,7 +75,7 @@ export interface BuildFromSourceDiffOptions {
   readonly output: string;
   /** gcc or clang; default: what built the target. */
   readonly compiler?: string;
-  /** Compile flags; default: the ones gcc recorded in the target's DW_AT_producer, else -O2. */
+  /** Compile flags; default: the ones recorded in the DW_AT_producer of the target's unit for the touched file, else -O2. */
   readonly cflags?: readonly string[];
   readonly after?: readonly string[];
   readonly skipLineOnly?: boolean;
@@ -89,26 +92,37 @@ export function touchedTranslationUnits(diffText: string): string[] {
 }
 
 /**
- * The compile flags gcc recorded in the target's DW_AT_producer strings (`-grecord-gcc-switches`,
- * on with -g): read straight from `.debug_str` until the DWARF reader gives DW_AT_producer per unit.
- * Debug, dependency and output options are dropped; undefined when the target has none.
+ * The compile flags recorded in the DW_AT_producer of the target's compile unit for `file` (the
+ * touched translation unit; any C unit when none matches): gcc records its switches by default
+ * (`-grecord-gcc-switches`, on with -g), clang only with -grecord-command-line. Read through the
+ * DWARF reader (a stripped target: from its separate debug file). Debug, dependency and output
+ * options are dropped; undefined when the target has no DWARF or no compiler's unit.
  */
-export function producerFlags(targetPath: string): { compiler: string; flags: string[] } | undefined {
+export function producerFlags(
+  targetPath: string,
+  file?: string,
+): { compiler: "gcc" | "clang"; flags: string[]; unit: string | undefined } | undefined {
   const elf = readElfFile(targetPath);
-  const s = elf.findSection(".debug_str");
-  if (s === undefined) return undefined;
-  const text = new TextDecoder("latin1").decode(elf.sectionBytes(s));
-  for (const str of text.split("\0")) {
-    const gcc = /^GNU C\S* \S+ (.*)$/.exec(str);
-    if (gcc !== null) {
-      const flags = gcc[1]!
-        .split(" ")
-        .filter((f) => f !== "" && !/^-(g|M|o$|dump|fdebug-prefix-map|ffile-prefix-map)/.test(f));
-      return { compiler: "gcc", flags };
-    }
-    if (/^(Debian |Ubuntu )?clang version/.test(str)) return { compiler: "clang", flags: [] };
-  }
-  return undefined;
+  const dwarf = readDwarf(readWithDebugFile(elf).debugElf ?? elf);
+  if (dwarf === undefined) return undefined;
+  const units = dwarf
+    .units()
+    .filter((u) => !u.isTypeUnit)
+    .map((u) => dwarf.compileUnit(u))
+    .flatMap((cu) => {
+      const p = cu.producer === undefined ? undefined : parseProducer(cu.producer);
+      return p === undefined || p.compiler === "other" ? [] : [{ cu, p }];
+    });
+  const same = (a: string, b: string): boolean => a === b || a.endsWith(`/${b}`) || b.endsWith(`/${a}`);
+  const chosen =
+    (file === undefined ? undefined : units.find((u) => u.cu.name !== undefined && same(u.cu.name, file))) ??
+    units.find((u) => u.cu.name !== undefined && /\.c$/.test(u.cu.name)) ??
+    units[0];
+  if (chosen === undefined || chosen.p.compiler === "other") return undefined;
+  const flags = chosen.p.flags.filter(
+    (f) => !/^-(g|M|o$|c$|dump|fdebug-prefix-map|ffile-prefix-map|fmacro-prefix-map)/.test(f),
+  );
+  return { compiler: chosen.p.compiler, flags, unit: chosen.cu.name };
 }
 
 /**
@@ -125,10 +139,15 @@ export function buildPatchFromSourceDiff(options: BuildFromSourceDiffOptions): B
       subject: options.diff,
       hint: "pass a unified diff of .c files (git diff, diff -u)",
     });
-  const recorded = options.cflags === undefined ? producerFlags(options.target) : undefined;
-  const compiler = options.compiler ?? recorded?.compiler ?? "gcc";
-  const flags =
-    options.cflags ?? (recorded !== undefined && recorded.flags.length > 0 ? recorded.flags : ["-O2"]);
+  // Each touched unit is rebuilt as the target's unit of that file was (--cflags overrides).
+  const buildOf = (unit: string): { compiler: string; flags: readonly string[] } => {
+    const recorded = options.cflags === undefined ? producerFlags(options.target, unit) : undefined;
+    return {
+      compiler: options.compiler ?? recorded?.compiler ?? "gcc",
+      flags:
+        options.cflags ?? (recorded !== undefined && recorded.flags.length > 0 ? recorded.flags : ["-O2"]),
+    };
+  };
   const dir = mkdtempSync(join(tmpdir(), "graft-diff-src-"));
   try {
     const origTree = join(dir, "orig");
@@ -154,6 +173,7 @@ export function buildPatchFromSourceDiff(options: BuildFromSourceDiffOptions): B
     const candidates: { orig: string; patched: string }[] = [];
     const unchanged: string[] = [];
     for (const unit of units) {
+      const { compiler, flags } = buildOf(unit);
       const objects = [origTree, patchedTree].map((tree, k) => {
         const source = join(tree, unit);
         if (!existsSync(source)) return undefined;
