@@ -1,11 +1,12 @@
 import type { Arch } from "../../arch/arch.js";
-import { R_X86_64, SHF, SHN, SHT, STT } from "../../formats/elf/constants.js";
+import { SHF, SHN, SHT, STT } from "../../formats/elf/constants.js";
 import type { Elf } from "../../formats/elf/elf.js";
 import type { Section } from "../../formats/elf/sections.js";
 import { CallTargets } from "../call-targets.js";
 import { listFunctions } from "../functions.js";
 import { buildUnits, type Unit } from "./build-units.js";
 import { canonicalName } from "./normalize-name.js";
+import { relocationShape } from "./relocation-shape.js";
 
 /** One relocation of a .o, at an address of graft's layout, with what it refers to. */
 export interface PlacedRelocation {
@@ -19,34 +20,8 @@ export interface PlacedRelocation {
   readonly addend: bigint;
   /** True when the value is PC-relative (the CPU adds the end of the instruction, not the field). */
   readonly pcRelative: boolean;
-}
-
-const PC_RELATIVE = new Set<number>([
-  R_X86_64.R_X86_64_PC32,
-  R_X86_64.R_X86_64_PLT32,
-  R_X86_64.R_X86_64_PC64,
-  R_X86_64.R_X86_64_GOTPCREL,
-  R_X86_64.R_X86_64_GOTPCRELX,
-  R_X86_64.R_X86_64_REX_GOTPCRELX,
-  R_X86_64.R_X86_64_TLSGD,
-  R_X86_64.R_X86_64_TLSLD,
-  R_X86_64.R_X86_64_GOTTPOFF,
-]);
-
-function relocationSize(type: number): number {
-  switch (type) {
-    case R_X86_64.R_X86_64_64:
-    case R_X86_64.R_X86_64_PC64:
-    case R_X86_64.R_X86_64_DTPOFF64:
-    case R_X86_64.R_X86_64_TPOFF64:
-    case R_X86_64.R_X86_64_SIZE64:
-    case R_X86_64.R_X86_64_GOTOFF64:
-      return 8;
-    case R_X86_64.R_X86_64_NONE:
-      return 0;
-    default:
-      return 4;
-  }
+  /** The bits of the little-endian word it fills, when not all (A64: the rest is opcode and registers). */
+  readonly mask?: number;
 }
 
 /**
@@ -106,13 +81,15 @@ export class BuildView {
               ? undefined
               : this.elf.sectionAddress(sec) + (sym.type === STT.STT_SECTION ? 0n : sym.st_value) + r.addend;
         } else external = `special:${sym.name}`;
+        const shape = relocationShape(this.elf.header.e_machine, r.type);
         this.relocations.set(base + r.r_offset, {
           type: r.type,
-          size: relocationSize(r.type),
+          size: shape.size,
           target: at,
           external,
           addend: r.addend,
-          pcRelative: PC_RELATIVE.has(r.type),
+          pcRelative: shape.pcRelative,
+          ...(shape.mask === undefined ? {} : { mask: shape.mask }),
         });
       }
     }

@@ -231,7 +231,6 @@ export function diffBuilds(orig: Elf, patched: Elf, arch: Arch, options: DiffOpt
   ]).filter((f) => functions.some((u) => u.name === f.name));
   if (dwarf !== undefined) warnings.push(...dwarf.warnings());
   const addedFunctions = added.filter((u) => u.kind === "function").map(oneSided);
-  if (arch.name !== "x86-64") warnings.push(`relocation types are read as x86-64 ones`);
   return {
     orig: options.origLabel ?? "orig",
     patched: options.patchedLabel ?? "patched",

@@ -2,6 +2,7 @@ import { SHF } from "../../formats/elf/constants.js";
 import type { Unit } from "./build-units.js";
 import type { BuildView } from "./build-view.js";
 import { canonicalName } from "./normalize-name.js";
+import { clearField, fieldValue } from "./relocation-shape.js";
 
 /** How a diff names a unit when it stands for an address: its correlation id, or its name. */
 export type Identify = (u: Unit) => string;
@@ -132,7 +133,7 @@ function relocatedContent(
   for (let i = 0; i < masked.length; i++) {
     const r = view.relocations.get(address + BigInt(i));
     if (r === undefined) continue;
-    masked.fill(0, i, i + r.size);
+    clearField(masked, i, r.size, r.mask);
     const to =
       r.target === undefined
         ? `ext:${canonicalName(r.external ?? "")}${r.addend}`
@@ -163,7 +164,7 @@ export function normalizeFunction(view: BuildView, u: Unit, identify: Identify):
     for (let i = 0; hasRelocations && i < ins.length; i++) {
       const r = view.relocations.get(at + BigInt(i));
       if (r === undefined) continue;
-      masked.fill(0, ins.offset + i, ins.offset + i + r.size);
+      clearField(masked, ins.offset + i, r.size, r.mask);
       covered ??= new Set();
       for (let k = i; k < i + r.size; k++) covered.add(k);
       // S + A names the target once the CPU's own PC adjustment (end of instruction − field) is added.
@@ -176,17 +177,19 @@ export function normalizeFunction(view: BuildView, u: Unit, identify: Identify):
     for (const f of ins.fields) {
       if (covered?.has(f.offset)) continue;
       const start = ins.offset + f.offset;
-      const raw = readLE(masked, start, f.size);
+      // An A64 field is some bits of the word: only those are the constant (the rest: opcode, registers, condition).
+      const raw = fieldValue(readLE(masked, start, f.size), f.mask);
       let target: bigint | undefined;
       if (f.role === "branch") target = ins.target;
       else if (f.role === "pc-relative") target = ins.memoryAddress;
-      else if (absolute && f.size >= 4 && view.sectionAt(raw) !== undefined) target = raw;
+      else if (absolute && f.mask === undefined && f.size >= 4 && view.sectionAt(raw) !== undefined)
+        target = raw;
       if (target !== undefined) {
-        masked.fill(0, start, start + f.size);
+        clearField(masked, start, f.size, f.mask);
         const size = f.role === "pc-relative" ? (ins.memorySize ?? 0) : 0;
         tokens += ` ${f.offset}:${f.role}:${nameAddress(view, target, u, identify, 0, size)}`;
       } else if (f.role === "immediate") {
-        masked.fill(0, start, start + f.size);
+        clearField(masked, start, f.size, f.mask);
         immediates.push(raw);
       }
     }
@@ -210,7 +213,7 @@ export function normalizeData(view: BuildView, u: Unit, identify: Identify): str
     const at = u.address + BigInt(i);
     const r = view.relocations.get(at);
     if (r !== undefined) {
-      bytes.fill(0, i, i + r.size);
+      clearField(bytes, i, r.size, r.mask);
       const to =
         r.target === undefined
           ? `ext:${canonicalName(r.external ?? "")}${r.addend}`

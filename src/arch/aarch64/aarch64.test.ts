@@ -227,6 +227,27 @@ describe.runIf(haveTools)("aarch64 decode against gas and objdump", () => {
       undefined, // a call clobbers x0: the pair is forgotten
     ]);
   });
+
+  test("pairs adrp with any load or store by its access size: bytes, stores, a 16-byte SIMD constant", () => {
+    const { bytes, lines } = assemble(`
+ .inst 0xd0000000 // adrp x0, . + 2 pages
+ ldr q0, [x0, #0x20]
+ strb w1, [x0, #3]
+ ldrh w2, [x0, #6]
+ ldrb w0, [x0, #1]
+ ldr x3, [x0, #8]
+`);
+    expect(lines[1]!.text).toMatch(/^ldr\s+q0, \[x0, #32\]/);
+    const d = aarch64.decode(bytes, 0x400000n);
+    expect(d.map((i) => i.memoryAddress)).toEqual([
+      0x402000n,
+      0x402020n,
+      0x402003n,
+      0x402006n,
+      0x402001n,
+      undefined, // the byte load wrote x0: the page is forgotten
+    ]);
+  });
 });
 
 describe("aarch64 encoders", () => {

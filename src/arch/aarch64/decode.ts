@@ -212,6 +212,14 @@ function otherText(w: number): string {
 }
 
 /** Registers an ADRP pair tracks: the page ADRP put there, or the address an LDR loaded from. */
+/** Bytes the imm12 of a load/store (unsigned offset) counts in: the access size [Arm ARM C6.2 LDR (immediate)]. */
+function unsignedOffsetScale(w: number): number {
+  const size = w >>> 30;
+  // SIMD&FP (V=1) with size 00 and opc<1> set is the 128-bit Q form.
+  if ((w & 0x04000000) !== 0 && size === 0 && (w & 0x00800000) !== 0) return 16;
+  return 1 << size;
+}
+
 type Known = { page: bigint } | { loadedFrom: bigint } | { address: bigint };
 
 /**
@@ -257,6 +265,13 @@ export function decode(bytes: Uint8Array, address: bigint, limit = Number.POSITI
       d.memoryAddress = pcPlus(base.page, BigInt((w >>> 10) & 0xfff) * size);
       d.pcRelative = true;
       known.set(rd, { loadedFrom: d.memoryAddress });
+    } else if ((w & 0x3b000000) >>> 0 === 0x39000000 && base !== undefined && "page" in base) {
+      // Any other load or store (unsigned offset): bytes, halves, stores, SIMD&FP `ldr q0, [x0, #lo12]`
+      // (a 16-byte constant). Its address completes the pair; the page register stays known.
+      d.memoryAddress = pcPlus(base.page, BigInt((w >>> 10) & 0xfff) * BigInt(unsignedOffsetScale(w)));
+      d.pcRelative = true;
+      const gprLoad = (w & 0x04000000) === 0 && (w & 0x00c00000) !== 0;
+      if (gprLoad) known.delete(rd);
     } else if (
       (d.kind === "indirect-jump" || d.kind === "indirect-call") &&
       base !== undefined &&
