@@ -26,6 +26,7 @@ int observe(void) { return limited(10); }
 
 const CASES: Record<string, { sources?: [string, string]; changed: string[]; added?: string[] }> = {
   identical: { changed: [] },
+  "inlined-unchanged-callers": { changed: ["helper"] },
   "changed-string": { changed: ["greet"] },
   "new-static-function": { changed: ["compute"], added: ["clamp"] },
   "inlined-static": { changed: ["first", "second", "third"] },
@@ -47,9 +48,10 @@ const have = hasCommand("aarch64-linux-gnu-gcc") && hasCommand("ld.lld");
 function buildCase(
   name: string,
   compiler: Compiler,
+  extra: readonly string[] = [],
 ): { orig: string; patched: string; origExe: string; patchedExe: string } {
   const [cc, ...lead] = compilerCommand(compiler, "aarch64");
-  const root = join(dir, `${name}-${compiler}`);
+  const root = join(dir, `${name}-${compiler}${extra.join("")}`);
   const out: string[] = [];
   for (const side of ["orig", "patched"] as const) {
     const d = join(root, side);
@@ -58,7 +60,10 @@ function buildCase(
     if (given !== undefined) writeFileSync(join(d, "prog.c"), given[side === "orig" ? 0 : 1]);
     else copyFileSync(join(fixturesDir, "diff", name, `${side}.c`), join(d, "prog.c"));
     copyFileSync(join(fixturesDir, "diff", "harness.c"), join(d, "harness.c"));
-    execFileSync(cc, [...lead, ...FLAGS, "-c", "prog.c", "-o", "prog.o"], { cwd: d, stdio: "pipe" });
+    execFileSync(cc, [...lead, ...FLAGS, ...extra, "-c", "prog.c", "-o", "prog.o"], {
+      cwd: d,
+      stdio: "pipe",
+    });
     execFileSync(cc, [...lead, ...FLAGS, "-fPIE", "-pie", "prog.o", "harness.c", "-o", "prog"], {
       cwd: d,
       stdio: "pipe",
@@ -98,6 +103,17 @@ for (const compiler of ["gcc", "clang"] as const)
         if (name === "identical") expect(linked.functions.unchanged).toBeGreaterThan(2);
       });
     }
+
+    it("with -g, callers holding an unchanged inlined copy are impacted through DWARF (R_AARCH64_ABS relocations)", () => {
+      const c = buildCase("inlined-unchanged-callers", compiler, ["-g"]);
+      const d = diffBuilds(readElfFile(c.orig), readElfFile(c.patched), aarch64);
+      expect(names(d.functions.changed)).toEqual(["helper"]);
+      expect(d.impacted.find((f) => f.name === "first")?.reasons).toContain(
+        "holds an inlined copy of helper",
+      );
+      const linked = diffBuilds(readElfFile(c.origExe), readElfFile(c.patchedExe), aarch64);
+      expect(linked.impacted.map((f) => f.name)).toContain("first");
+    });
 
     it("the condition change is one A64 word whose condition bits differ (oracle: objdump)", () => {
       const c = buildCase("condition", compiler);
