@@ -60,11 +60,13 @@ const LIVE: readonly [string, Compiler, string[]?][] = [
   // One .text for every function: the whole section is carried, only the changed ones are redirected.
   ["new-static-function", "gcc", ["-O2"]],
   ["changed-string", "clang", ["-O2"]],
+  // With -g: the callers holding an inlined copy of helper are replaced too (DWARF impact).
+  ["inlined-unchanged-callers", "gcc", ["-O2", "-g", "-ffunction-sections", "-fdata-sections"]],
 ];
 
 describe("a patch built from two builds changes a running process, and revert restores it", () => {
   for (const [name, compiler, variant] of LIVE) {
-    it(`${name} (${compiler}${variant === undefined ? "" : ` ${variant.join(" ")}, one section for all`})`, async () => {
+    it(`${name} (${compiler}${variant === undefined ? "" : ` ${variant.join(" ")}${variant.includes("-ffunction-sections") ? "" : ", one section for all"}`})`, async () => {
       const c = buildDiffCase(name, compiler, variant);
       const before = observedValue(c.target);
       const after = observedValue(c.patchedTarget);
