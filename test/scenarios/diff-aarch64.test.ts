@@ -24,6 +24,16 @@ __attribute__((noinline)) int limited(int x) { if (x ${op} 10) return side(x); r
 int observe(void) { return limited(10); }
 `;
 
+/** A longer string early in .rodata moves every ADRP page after it: only its reader changed. */
+const SHIFT = (n: number): string => `#include <string.h>
+__attribute__((noinline)) int f1(void) { const char *volatile s = "${"a".repeat(n)}"; return (int)strlen(s); }
+__attribute__((noinline)) int f2(void) { const char *volatile s = "hello there"; return (int)strlen(s); }
+static const int tab[4] = {1, 2, 3, 4};
+volatile int i = 1;
+__attribute__((noinline)) int f3(void) { return tab[i]; }
+int observe(void) { return f1() + f2() + f3(); }
+`;
+
 const CASES: Record<string, { sources?: [string, string]; changed: string[]; added?: string[] }> = {
   identical: { changed: [] },
   "inlined-unchanged-callers": { changed: ["helper"] },
@@ -33,6 +43,7 @@ const CASES: Record<string, { sources?: [string, string]; changed: string[]; add
   "switch-table": { changed: ["classify2"] },
   grows: { changed: ["compute"] },
   "const-table": { changed: ["lookup"] },
+  "rodata-shift": { sources: [SHIFT(3000), SHIFT(3600)], changed: ["f1"] },
   condition: { sources: [CONDITION("<"), CONDITION("<=")], changed: ["limited"] },
 };
 

@@ -188,6 +188,10 @@ export function normalizeFunction(view: BuildView, u: Unit, identify: Identify):
         clearField(masked, start, f.size, f.mask);
         const size = f.role === "pc-relative" ? (ins.memorySize ?? 0) : 0;
         tokens += ` ${f.offset}:${f.role}:${nameAddress(view, target, u, identify, 0, size)}`;
+      } else if (f.role === "pc-relative" && f.mask !== undefined) {
+        // An A64 ADRP page completed by a later instruction, which names the address itself.
+        clearField(masked, start, f.size, f.mask);
+        tokens += ` ${f.offset}:page`;
       } else if (f.role === "immediate") {
         clearField(masked, start, f.size, f.mask);
         immediates.push(raw);

@@ -54,11 +54,17 @@ export function fieldsOfWord(word: number, pairedLow: boolean): A64Field[] {
  * Every instruction of `bytes` (at `address`) with its fields: what a build diff masks and
  * compares by what it points at (`target` for branches; `memoryAddress` for ADR/ADRP/literals and
  * for the ADD/LDR that completes an ADRP pair, whose imm12 is then an address, not a constant).
- * In a `.o` the relocation on the word (R_AARCH64_CALL26, ADR_PREL_PG_HI21, ADD_ABS_LO12_NC …)
- * names the target instead, at the instruction's own address.
+ * An ADRP whose page a later instruction completes has no `memoryAddress` here (its field is
+ * cleared, not named: the pair's low half names the address). In a `.o` the relocation on the word
+ * (R_AARCH64_CALL26, ADR_PREL_PG_HI21, ADD_ABS_LO12_NC …) names the target instead.
  */
 export function decodeFields(bytes: Uint8Array, address: bigint): A64FieldedInstruction[] {
-  return decode(bytes, address).map((insn, i) => {
+  const out: A64FieldedInstruction[] = [];
+  const adrps: number[] = [];
+  // Pages a later ADD/load/store completes: that one names the address; the page alone is only where
+  // the linker put things (a longer string before it moves every page after it).
+  const completed = new Set<bigint>();
+  decode(bytes, address).forEach((insn, i) => {
     const o = i * 4;
     const w = (bytes[o]! | (bytes[o + 1]! << 8) | (bytes[o + 2]! << 16) | (bytes[o + 3]! << 24)) >>> 0;
     // The low half of an ADRP pair: decode gave it the pair's full address.
@@ -67,7 +73,9 @@ export function decodeFields(bytes: Uint8Array, address: bigint): A64FieldedInst
       (w & 0x1f000000) !== 0x10000000 &&
       (w & 0x3b000000) !== 0x18000000 &&
       insn.kind === "other";
-    return {
+    if (pairedLow) completed.add(insn.memoryAddress! & ~0xfffn);
+    if ((w & 0x9f000000) >>> 0 === 0x90000000) adrps.push(i);
+    out.push({
       offset: o,
       length: 4,
       kind: insn.kind,
@@ -76,6 +84,11 @@ export function decodeFields(bytes: Uint8Array, address: bigint): A64FieldedInst
       ...(insn.memoryAddress === undefined || insn.kind === "indirect-jump" || insn.kind === "indirect-call"
         ? {}
         : { memoryAddress: insn.memoryAddress }),
-    };
+    });
   });
+  for (const i of adrps) {
+    const { memoryAddress: page, ...rest } = out[i]!;
+    if (page !== undefined && completed.has(page)) out[i] = rest;
+  }
+  return out;
 }
