@@ -7,7 +7,34 @@ export { type CflagsAdvice, type CflagsCompiler, type CflagsKind, cflagsAdvice }
 export type { CheckOptions, CheckReport, CheckSummary, FunctionReport, Verdict } from "./analysis/check.js";
 export { checkElf } from "./analysis/check.js";
 export { ClobberedRegisters } from "./analysis/clobbered-registers.js";
+export { type CloneKind, type CloneName, parseCloneName } from "./analysis/clone-name.js";
+export {
+  type BuildDiff,
+  type ChangedData,
+  type ChangedFunction,
+  type DiffOptions,
+  diffBuilds,
+  type LineOnlyFunction,
+  type OneSidedUnit,
+} from "./analysis/diff/diff-builds.js";
+export {
+  type ImpactedFunction as DiffImpactedFunction,
+  type ImpactSource,
+  impactedClosure,
+  symbolImpactSource,
+} from "./analysis/diff/impacted-closure.js";
 export { type FunctionInfo, listFunctions } from "./analysis/functions.js";
+export {
+  type ImpactedFunction,
+  ImpactGraph,
+  type ImpactMapEntry,
+  type ImpactMapReport,
+  type ImpactOrigin,
+  type ImpactReason,
+  type ImpactReport,
+  impactMap,
+  impactOf,
+} from "./analysis/impact.js";
 export {
   type CallForm,
   type CallSite,
@@ -16,6 +43,7 @@ export {
   type CallSiteSummary,
   listCallSites,
 } from "./analysis/list-call-sites.js";
+export { type ProducerFlags, parseProducer } from "./analysis/producer-flags.js";
 export type { RedirectKind, RedirectSite, RedirectWrite, UsdtSite } from "./analysis/site-types.js";
 export { type IndexedSymbol, SymbolIndex } from "./analysis/symbol-index.js";
 export type {
@@ -30,9 +58,22 @@ export { archForMachine, getArchForMachine, x86_64 } from "./arch/index.js";
 export * from "./core/error-codes.js";
 export * from "./core/errors.js";
 export { hex, hexBytes } from "./core/hex.js";
+export * from "./formats/dwarf/index.js";
 export * from "./formats/elf/index.js";
 export { type ApplyOptions, type ApplyResult, applyPatch } from "./live/apply-patch.js";
-export { type BuildPatchOptions, type BuiltPatch, buildPatchFile } from "./live/build-patch-file.js";
+export {
+  type BuildFromBuildsOptions,
+  type BuildFromSourceDiffOptions,
+  type BuiltDiffPatch,
+  buildPatchFromBuilds,
+  buildPatchFromSourceDiff,
+} from "./live/build-diff-patch-file.js";
+export {
+  type BuildPatchOptions,
+  type BuiltPatch,
+  buildPatchFile,
+  packagePatchObject,
+} from "./live/build-patch-file.js";
 export {
   type CallSiteAction,
   type CallSiteChange,

@@ -4,6 +4,9 @@
  * peak RSS (GNU time's %M) and functions analysed. Goal: graft no slower than objdump, which decodes
  * the same bytes but judges nothing.
  *
+ * An AArch64 FILE (e.g. /usr/aarch64-linux-gnu/lib/libc.so.6) is compared with
+ * aarch64-linux-gnu-objdump, since the host's objdump does not disassemble it.
+ *
  *   npx tsx bench/check/run.ts [FILE]        (npm run bench:check -- [FILE])
  */
 import { spawnSync } from "node:child_process";
@@ -21,6 +24,20 @@ const ET_EXEC = 2;
 const ET_DYN = 3;
 const SHT_SYMTAB = 2;
 const SHT_DYNSYM = 11;
+
+const EM_AARCH64 = 183;
+
+/** The objdump that disassembles `path`'s machine. */
+function objdumpFor(path: string): string {
+  const fd = openSync(path, "r");
+  try {
+    const h = Buffer.alloc(20);
+    readSync(fd, h, 0, 20, 0);
+    return h.readUInt16LE(18) === EM_AARCH64 ? "aarch64-linux-gnu-objdump" : "objdump";
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** ELF64 little-endian executable or shared object with a .symtab or .dynsym, read from its headers only. */
 function isCandidate(path: string): boolean {
@@ -156,7 +173,7 @@ function main(): void {
     process.stderr.write(`run ${i + 1}/${RUNS}: graft check...`);
     graft.push(measure("node", [cli, "check", file, "--json"]));
     process.stderr.write(` ${graft[i]!.seconds.toFixed(2)} s; objdump -d...`);
-    objdump.push(measure("objdump", ["-d", file]));
+    objdump.push(measure(objdumpFor(file), ["-d", file]));
     process.stderr.write(` ${objdump[i]!.seconds.toFixed(2)} s\n`);
   }
   const g = median(graft.map((s) => s.seconds));
@@ -173,7 +190,7 @@ function main(): void {
       mb(peak(graft)),
     ],
     [
-      `objdump -d > /dev/null`,
+      `${objdumpFor(file)} -d > /dev/null`,
       `${o.toFixed(2)} s`,
       objdump.map((s) => s.seconds.toFixed(2)).join(" "),
       mb(peak(objdump)),

@@ -1,5 +1,5 @@
 import type { Arch, BranchRef } from "../arch/arch.js";
-import { R_X86_64, SHF } from "../formats/elf/constants.js";
+import { R_AARCH64, R_X86_64, SHF } from "../formats/elf/constants.js";
 import type { Elf } from "../formats/elf/elf.js";
 import type { FunctionInfo } from "./functions.js";
 
@@ -111,7 +111,24 @@ function firstEntryAfter(entries: Float64Array, address: number): number {
   return lo;
 }
 
-/** Displacement address → branch destination (null when the symbol is undefined) in a `.o`. */
+/**
+ * PC bias of a branch relocation: x86-64 PC32/PLT32 sit on the rel32 field, 4 bytes before the end
+ * the CPU counts from (lands at S + A + 4); AArch64 JUMP26/CALL26/CONDBR19/TSTBR14 sit on the branch
+ * word itself and count from it (lands at S + A). Undefined for any other type.
+ */
+const BRANCH_RELOCATION_BIAS = new Map<number, bigint>([
+  [R_X86_64.R_X86_64_PC32, 4n],
+  [R_X86_64.R_X86_64_PLT32, 4n],
+  [R_AARCH64.R_AARCH64_JUMP26, 0n],
+  [R_AARCH64.R_AARCH64_CALL26, 0n],
+  [R_AARCH64.R_AARCH64_CONDBR19, 0n],
+  [R_AARCH64.R_AARCH64_TSTBR14, 0n],
+]);
+
+/**
+ * Relocated field → branch destination (null when the symbol is undefined) in a `.o`. The field is
+ * the last 4 bytes of the branch on both arches (x86 rel32; the whole A64 word).
+ */
 export function objectBranchTargets(elf: Elf): Map<bigint, bigint | null> {
   const map = new Map<bigint, bigint | null>();
   const symbols = elf.symbols();
@@ -120,16 +137,17 @@ export function objectBranchTargets(elf: Elf): Map<bigint, bigint | null> {
     if (target === undefined || (target.sh_flags & BigInt(SHF.SHF_EXECINSTR)) === 0n) continue;
     const base = elf.sectionAddress(target);
     for (const r of rs.entries) {
-      if (r.type !== R_X86_64.R_X86_64_PC32 && r.type !== R_X86_64.R_X86_64_PLT32) continue;
+      const bias = BRANCH_RELOCATION_BIAS.get(r.type);
+      if (bias === undefined) continue;
       const sym = symbols[r.symbolIndex];
       const section =
         sym !== undefined && sym.st_shndx !== 0 && sym.st_shndx < 0xff00
           ? elf.sections[sym.st_shndx]
           : undefined;
-      // S + A - P is the displacement; the branch lands at P + 4 + disp = S + A + 4.
+      // x86: S + A - P is the displacement; the branch lands at P + 4 + disp = S + A + 4.
       map.set(
         base + r.r_offset,
-        section === undefined ? null : elf.sectionAddress(section) + sym!.st_value + r.addend + 4n,
+        section === undefined ? null : elf.sectionAddress(section) + sym!.st_value + r.addend + bias,
       );
     }
   }

@@ -1,7 +1,14 @@
 import type { Arch, Instruction } from "../arch/arch.js";
-import { R_X86_64, SHF } from "../formats/elf/constants.js";
+import { R_AARCH64, R_X86_64, SHF } from "../formats/elf/constants.js";
 import type { Elf } from "../formats/elf/elf.js";
 import type { FunctionInfo } from "./functions.js";
+
+const GOT_SLOT_TYPES: ReadonlySet<number> = new Set([
+  R_X86_64.R_X86_64_GLOB_DAT,
+  R_X86_64.R_X86_64_JUMP_SLOT,
+  R_AARCH64.R_AARCH64_GLOB_DAT,
+  R_AARCH64.R_AARCH64_JUMP_SLOT,
+]);
 
 /**
  * Names the destination of a call the way objdump does: a function symbol, `name@plt` through the
@@ -30,7 +37,8 @@ export class CallTargets {
   /** Name of what `insn` (a call or jump) transfers to, or undefined when unknown. */
   nameOf(insn: Instruction): string | undefined {
     if (this.elf.isRelocatable) {
-      // The displacement is the last 4 bytes of a rel32 call/jmp or of a RIP-relative `call *disp(%rip)`.
+      // The relocated field is the last 4 bytes of a rel32 call/jmp or of a RIP-relative `call
+      // *disp(%rip)`, and the whole word of an A64 `bl` (R_AARCH64_CALL26 at the instruction).
       return this.objectRelocations.get(insn.address + BigInt(insn.length) - 4n);
     }
     if (insn.target !== undefined)
@@ -56,14 +64,18 @@ export class CallTargets {
     const dynsym = this.elf.dynamicSymbols();
     for (const rs of this.elf.relocationSections()) {
       for (const r of rs.entries) {
-        if (r.type !== R_X86_64.R_X86_64_GLOB_DAT && r.type !== R_X86_64.R_X86_64_JUMP_SLOT) continue;
+        if (!GOT_SLOT_TYPES.has(r.type)) continue;
         const sym = dynsym[r.symbolIndex];
         if (sym !== undefined && sym.name !== "") this.gotSlots.set(r.r_offset, sym.name);
       }
     }
   }
 
-  /** Each PLT entry ends in a jump; the next entry starts at the first non-NOP after it. */
+  /**
+   * Each PLT entry ends in a jump; the next entry starts at the first non-NOP after it. On AArch64
+   * the slot comes from the entry's `adrp x16; ldr x17, [x16, #lo12]` pair, which the arch's decode
+   * attaches to the `br x17`.
+   */
   private indexPlt(arch: Arch): void {
     for (const s of this.elf.sections) {
       if (s.name !== ".plt" && s.name !== ".plt.sec" && s.name !== ".plt.got") continue;

@@ -2,9 +2,11 @@ import type { Arch } from "../arch/arch.js";
 import { GraftError } from "../core/errors.js";
 import { constantName, EM } from "../formats/elf/constants.js";
 import type { Elf } from "../formats/elf/elf.js";
+import { aarch64Features } from "../formats/elf/gnu-property.js";
 import { readAddressTable } from "./address-table.js";
 import { scanCode } from "./branch-scan.js";
 import { CallTargets } from "./call-targets.js";
+import { describeRedirect } from "./describe-redirect.js";
 import { findFentrySite } from "./fentry-site.js";
 import { type FunctionInfo, listFunctions } from "./functions.js";
 import { globToRegExp } from "./glob.js";
@@ -21,6 +23,11 @@ export interface Verdict {
   readonly best: RedirectKind | undefined;
   /** Every reason a kind is not available, `kind: why`; empty reasons for kinds that work. */
   readonly reasons: readonly string[];
+  /**
+   * How the best site would be used, for people: what each write becomes, its reach, and where the
+   * landing pad stays (see describeRedirect). Empty when not redirectable.
+   */
+  readonly redirect: readonly string[];
 }
 
 export interface FunctionReport {
@@ -78,7 +85,7 @@ export function checkElf(elf: Elf, arch: Arch, options: CheckOptions = {}): Chec
       `machine ${constantName(EM, elf.header.e_machine, "EM")} is not ${arch.name}`,
       {
         ...(elf.file === undefined ? {} : { subject: elf.file }),
-        hint: "graft check supports x86-64 here; AArch64 analysis comes next",
+        hint: "pass the arch of the file (getArchForMachine(elf.header.e_machine))",
       },
     );
   }
@@ -108,11 +115,20 @@ export function checkElf(elf: Elf, arch: Arch, options: CheckOptions = {}): Chec
   );
   const usdt = usdtSites(elf, arch, functions);
   const filter = options.functionGlob === undefined ? undefined : globToRegExp(options.functionGlob);
+  const guardedCode = elf.header.e_machine === EM.EM_AARCH64 && aarch64Features(elf.notes()).bti;
 
   const reports: FunctionReport[] = [];
   functions.forEach((fn, i) => {
     if (filter !== undefined && !filter.test(fn.name) && !fn.aliases.some((a) => filter.test(a))) return;
-    const ctx = siteContext(elf, arch, fn, branchesNear.get(i) ?? [], callTargets, gapBoundaries.get(i));
+    const ctx = siteContext(
+      elf,
+      arch,
+      fn,
+      branchesNear.get(i) ?? [],
+      callTargets,
+      gapBoundaries.get(i),
+      guardedCode,
+    );
     const sites: RedirectSite[] = [];
     const sled = sledRecords.get(i);
     if (sled !== undefined) sites.push(findSledSite(ctx, sled));
@@ -129,7 +145,7 @@ export function checkElf(elf: Elf, arch: Arch, options: CheckOptions = {}): Chec
       endbr: ctx.endbr > 0,
       sites,
       usdt: usdt.filter((u) => u.function === fn.name),
-      verdict: judge(sites, sled !== undefined, mcountRecords.has(i)),
+      verdict: judge(arch, sites, sled !== undefined, mcountRecords.has(i)),
     });
   });
   return {
@@ -162,6 +178,7 @@ function siteContext(
   branchesNear: SiteContext["branchesNear"],
   callTargets: CallTargets,
   gapBoundary: bigint | undefined,
+  guardedCode: boolean,
 ): SiteContext {
   const bytes = elf.sectionBytes(fn.section);
   const sectionStart = elf.sectionAddress(fn.section);
@@ -179,6 +196,7 @@ function siteContext(
       ? { paddingScanFrom: Number(gapBoundary - fn.previousEnd) }
       : {}),
     endbr: arch.endbrLength(body, 0),
+    guardedCode,
     branchesNear,
     callTargets,
   };
@@ -237,7 +255,7 @@ function groupByFunction(
   return out;
 }
 
-function judge(sites: readonly RedirectSite[], hasSled: boolean, hasMcount: boolean): Verdict {
+function judge(arch: Arch, sites: readonly RedirectSite[], hasSled: boolean, hasMcount: boolean): Verdict {
   const usable = sites.filter((s) => s.problems.length === 0);
   const best = REDIRECT_KINDS.find((k) => usable.some((s) => s.kind === k));
   const reasons: string[] = [];
@@ -250,7 +268,9 @@ function judge(sites: readonly RedirectSite[], hasSled: boolean, hasMcount: bool
     );
   }
   for (const s of sites) for (const p of s.problems) reasons.push(`${s.kind}: ${p}`);
-  return { redirectable: best !== undefined, best, reasons };
+  const bestSite = usable.find((s) => s.kind === best);
+  const redirect = bestSite === undefined ? [] : describeRedirect(arch, bestSite);
+  return { redirectable: best !== undefined, best, reasons, redirect };
 }
 
 function usdtSites(elf: Elf, arch: Arch, functions: readonly FunctionInfo[]): UsdtSite[] {

@@ -1,4 +1,4 @@
-import { branchProblems, type SiteContext } from "./site-context.js";
+import { branchProblems, landingPadProblems, type SiteContext } from "./site-context.js";
 import type { RedirectSite } from "./site-types.js";
 
 /**
@@ -12,7 +12,7 @@ export function findOverwriteSite(ctx: SiteContext): RedirectSite {
   const { arch, fn, body, endbr } = ctx;
   const at = fn.address + BigInt(endbr);
   const need = arch.nearJumpLength;
-  const problems: string[] = [];
+  const problems: string[] = [...landingPadProblems(ctx)];
   const texts: string[] = [];
   let covered = 0;
   let relocatable = true;

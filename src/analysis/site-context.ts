@@ -19,6 +19,11 @@ export interface SiteContext {
   readonly paddingScanFrom?: number;
   /** Length of endbr64/bti at the entry, 0 when none. */
   readonly endbr: number;
+  /**
+   * The file is marked for BTI (AArch64 `.note.gnu.property`): the loader maps its code as guarded
+   * pages, where an indirect branch must land on a landing pad.
+   */
+  readonly guardedCode: boolean;
   /** Direct branches anywhere in the file that land in the padding or the first bytes of the entry. */
   readonly branchesNear: readonly BranchRef[];
   readonly callTargets: CallTargets;
@@ -46,6 +51,18 @@ export function branchProblems(ctx: SiteContext, start: bigint, end: bigint): st
     }
   }
   return [...new Set(out)];
+}
+
+/**
+ * Problems with replacing the first instruction after the entry's endbr: in guarded code a
+ * `paciasp`/`pacibsp` there is the landing pad of indirect calls (an implicit `bti c`), and a jump
+ * written over it would make every indirect call fault.
+ */
+export function landingPadProblems(ctx: SiteContext): string[] {
+  if (!ctx.guardedCode || ctx.endbr > 0 || !ctx.arch.isImplicitLandingPad(ctx.body, 0)) return [];
+  return [
+    "the first instruction is the landing pad of indirect calls (paciasp under BTI, the file is marked BTI): a branch written over it makes every indirect call fault",
+  ];
 }
 
 /** Problems with using [start, end) of the padding: any branch into it means it is not dead space. */

@@ -23,6 +23,12 @@ export interface RedirectSite {
   readonly length: number;
   /** How a redirect would be written, when `problems` is empty. */
   readonly writes: readonly RedirectWrite[];
+  /**
+   * Other ways to write it that reach further than `writes` does, when the site has the room: an
+   * AArch64 sled with ≥ 4 NOPs before the entry takes the absolute literal-load jump there and a `b`
+   * to it at the entry, for a replacement beyond `b`'s ±128 MiB. Absent when there are none.
+   */
+  readonly alternatives?: readonly (readonly RedirectWrite[])[];
   /** Why it cannot be used; empty when usable. */
   readonly problems: readonly string[];
   /** Kind-specific facts, for people and JSON. */
@@ -37,12 +43,21 @@ export interface SledDetail {
   readonly after: number;
   /** Whether the bytes are the NOPs the compiler recorded (false: something rewrote them). */
   readonly verified: boolean;
+  /**
+   * Where the entry's landing pad (endbr64, `bti c`) is: `before-sled` at the entry with the NOPs
+   * after it (the redirect is written after it, so indirect calls still land on it), `after-sled`
+   * behind the NOPs (the entry itself is a NOP). Absent when there is none.
+   */
+  readonly landingPad?: "before-sled" | "after-sled";
 }
 
 export interface FentryDetail {
   readonly kind: "fentry";
-  /** `call` (live -pg -mfentry), `nop` (-mnop-mcount or turned off). */
-  readonly state: "call" | "nop";
+  /**
+   * `call` (live -pg -mfentry), `nop` (-mnop-mcount or turned off), `after-prologue` (plain -pg,
+   * AArch64's only form: the call follows the prologue, so the site is reported but never usable).
+   */
+  readonly state: "call" | "nop" | "after-prologue";
   readonly callee: string | undefined;
   /** Listed in `__mcount_loc` (-mrecord-mcount). */
   readonly recorded: boolean;

@@ -1,7 +1,9 @@
 /**
  * The arch contract: every ISA fact the rest of graft needs, behind one interface, so that
  * analysis and live patching never look at opcode bytes themselves. x86-64 fills it today
- * (src/arch/x86-64, on iced-x86); AArch64 fills it next (fixed 4-byte instructions, BTI).
+ * (src/arch/x86-64, on iced-x86); AArch64 fills it for analysis (src/arch/aarch64: fixed 4-byte
+ * instructions, BTI landing pads, `b` ±128 MiB), and throws ARCH_UNSUPPORTED where only live patching
+ * needs an answer (register writes, return-value use).
  */
 
 /** What an instruction does to control flow, as far as patching cares. */
@@ -67,6 +69,34 @@ export interface RegisterWrites {
   readonly opaque: boolean;
 }
 
+/** Where one constant of an instruction sits, for comparing code built twice (see Arch.decodeFields). */
+export interface InstructionField {
+  /** Byte offset inside the instruction. */
+  readonly offset: number;
+  readonly size: number;
+  /** pc-relative: a PC-relative memory displacement; branch: a relative branch displacement. */
+  readonly role: "pc-relative" | "displacement" | "immediate" | "branch";
+  /**
+   * The bits of the little-endian field the constant occupies, when it does not fill whole bytes
+   * (A64 fields share bytes with conditions and registers); absent: every bit of the bytes.
+   */
+  readonly mask?: number;
+}
+
+/** An instruction with the offsets of its constants, relative to the start of the decoded bytes. */
+export interface FieldedInstruction {
+  readonly offset: number;
+  readonly length: number;
+  readonly kind: InstructionKind;
+  readonly fields: readonly InstructionField[];
+  /** Destination of a direct branch or call. */
+  readonly target?: bigint;
+  /** Effective address of a PC-relative memory operand. */
+  readonly memoryAddress?: bigint;
+  /** Bytes the instruction reads or writes there (0 for an address-only `lea`). */
+  readonly memorySize?: number;
+}
+
 export interface Arch {
   readonly name: "x86-64" | "aarch64";
   /** ELF e_machine value (EM_X86_64 = 62, EM_AARCH64 = 183). */
@@ -80,13 +110,31 @@ export interface Arch {
    * rdi, r8–r11, every vector register, the x87 stack, the mask registers).
    */
   readonly callerSavedRegisters: readonly string[];
-  /** Bytes in the shortest jump (x86: 2 = jmp rel8). */
+  /** Bytes in the shortest jump (x86: 2 = jmp rel8; A64: 4 = b). */
   readonly shortJumpLength: number;
+  /** How far before its own address a short jump reaches (x86 rel8: 126; A64 b: 128 MiB). */
+  readonly shortJumpBackReach: bigint;
+  /** How far either way the near jump reaches (x86 rel32: 2 GiB; A64 b: 128 MiB). */
+  readonly nearJumpReach: bigint;
+  /**
+   * Bytes of the jump written in room before an entry (pre-entry sled NOPs, padding), which the
+   * entry's short jump goes to: x86 5 (`jmp rel32`, more reach than the entry's `jmp rel8`); A64 16
+   * (`ldr x16, #8; br x16; .quad`, more reach than the entry's `b`).
+   */
+  readonly farJumpLength: number;
+  /** Names of the jumps for people, as verdicts speak of them. */
+  readonly jumpNames: { readonly short: string; readonly near: string; readonly far: string };
   /** Byte that fills padding between functions when it is not NOPs (x86 int3 = 0xcc). */
   readonly trapByte: number | undefined;
 
   /** Decode up to `limit` instructions (default: all) from `bytes`, which start at `address`. */
   decode(bytes: Uint8Array, address: bigint, limit?: number): Instruction[];
+  /**
+   * Decode all of `bytes` (at `address`) with the place of every displacement, immediate and
+   * branch offset in each instruction, so two builds of a function can be compared with addresses
+   * replaced by what they point at.
+   */
+  decodeFields(bytes: Uint8Array, address: bigint): FieldedInstruction[];
   /** Decode one instruction; `undefined` when the bytes run out. */
   decodeOne(bytes: Uint8Array, address: bigint): Instruction | undefined;
   /**
@@ -98,13 +146,23 @@ export interface Arch {
   nopLength(bytes: Uint8Array, offset: number): number;
   /** Length of the endbr/bti at `offset`, or 0. */
   endbrLength(bytes: Uint8Array, offset: number): number;
+  /**
+   * Whether the instruction at `offset` is a landing pad for indirect calls without being an endbr:
+   * A64 `paciasp`/`pacibsp` under BTI. Overwriting one makes indirect calls fault in a guarded page.
+   * x86: never.
+   */
+  isImplicitLandingPad(bytes: Uint8Array, offset: number): boolean;
   /** The best NOP fill of exactly `length` bytes (x86: the fewest, longest recommended NOPs). */
   nopFill(length: number): Uint8Array;
   /** `jmp` from `from` to `to` in `shortJumpLength` bytes, or `undefined` when out of reach. */
   encodeShortJump(from: bigint, to: bigint): Uint8Array | undefined;
   /** `jmp` from `from` to `to` in `nearJumpLength` bytes, or `undefined` when out of reach. */
   encodeNearJump(from: bigint, to: bigint): Uint8Array | undefined;
-  /** A position-independent jump to any address that clobbers no register, `absoluteJumpLength` bytes. */
+  /**
+   * A position-independent jump to any address, `absoluteJumpLength` bytes. x86: clobbers no register;
+   * A64: clobbers x16 (IP0), which AAPCS64 lets veneers use between a call and its callee, so it is
+   * only valid where a call enters a function.
+   */
   encodeAbsoluteJump(to: bigint): Uint8Array;
   /** Direct `call` from `from` to `to`, or `undefined` when out of reach. */
   encodeNearCall(from: bigint, to: bigint): Uint8Array | undefined;

@@ -33,6 +33,12 @@ const REFUSALS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CALL_SITE_UNSAFE",
   "CALL_RESULT_USED",
   "TARGET_OUT_OF_REACH",
+  "SIGNATURE_MISSING",
+  "SIGNATURE_INVALID",
+  "SIGNATURE_UNTRUSTED",
+  "SECCOMP_BLOCKS_SYSCALL",
+  "SECCOMP_UNREADABLE",
+  "MEMORY_SHARED",
 ]);
 
 /** Exit code for an error code. */

@@ -12,6 +12,14 @@ export const ERROR_CODES = {
   },
   ELF_CORRUPT: { message: "corrupt ELF structure", hint: "the file is damaged or not produced by a linker" },
   DWARF_CORRUPT: { message: "corrupt DWARF data", hint: "rebuild with -g, or strip the debug info" },
+  DWARF_TRUNCATED: {
+    message: "DWARF data runs past the end of its section",
+    hint: "the debug info is incomplete; rebuild with -g, or strip the debug info",
+  },
+  DWARF_UNSUPPORTED: {
+    message: "unsupported DWARF variant",
+    hint: "graft reads DWARF 2-5 in the file itself (not split .dwo files), uncompressed or zlib-compressed",
+  },
   // I/O and usage
   FILE_NOT_FOUND: { message: "no such file", hint: "check the path" },
   FILE_UNREADABLE: { message: "cannot read file", hint: "check the file's permissions" },
@@ -58,6 +66,10 @@ export const ERROR_CODES = {
     message: "symbol is ambiguous in the target",
     hint: "qualify it as name@file.c",
   },
+  ARCH_UNSUPPORTED: {
+    message: "not supported on this architecture yet",
+    hint: "AArch64 files can be analysed (graft check); live patching is x86-64 only for now",
+  },
   UNSUPPORTED_RELOCATION: {
     message: "relocation type not supported",
     hint: "rebuild the fix without TLS or exotic code models",
@@ -93,6 +105,36 @@ export const ERROR_CODES = {
     message: "a patch this one depends on is not applied",
     hint: "apply the patches it was built --after first",
   },
+  // signatures
+  SIGNATURE_MISSING: {
+    message: "the patch is not signed",
+    hint: "sign it with graft sign PATCH --key KEY (the signature goes to PATCH.sig), or pass --signature FILE",
+  },
+  SIGNATURE_INVALID: {
+    message: "the patch's signature does not match it",
+    hint: "the patch or its manifest was changed after signing, or the .sig belongs to another patch; get the patch again",
+  },
+  SIGNATURE_UNTRUSTED: {
+    message: "the patch is signed by a key that is not trusted",
+    hint: "pass the signer's public key with --pubkey PUB, or put it in the GRAFT_TRUSTED_KEYS directory",
+  },
+  KEY_INVALID: {
+    message: "not a usable ed25519 key",
+    hint: "make a key pair with graft keygen; pass the .key to sign and the .pub to verify",
+  },
+  // targets graft will not change
+  SECCOMP_BLOCKS_SYSCALL: {
+    message: "a seccomp filter in the process would block or kill a system call graft injects",
+    hint: "the filter cannot be changed from outside; patch the program's next start instead, or relax the service's SystemCallFilter",
+  },
+  SECCOMP_UNREADABLE: {
+    message: "the process runs under a seccomp filter that graft cannot read",
+    hint: "run graft as root (reading a filter needs CAP_SYS_ADMIN) so it can check the filter allows mmap/mprotect",
+  },
+  MEMORY_SHARED: {
+    message: "another process shares this process's memory (CLONE_VM or vfork)",
+    hint: "graft stops one process's threads; retry once a vfork child has exec'd or exited",
+  },
   // call-site changes
   CALL_SITE_NOT_FOUND: {
     message: "no such call site",
@@ -109,6 +151,18 @@ export const ERROR_CODES = {
   TARGET_OUT_OF_REACH: {
     message: "the new callee is beyond the reach of a direct call",
     hint: "call a function of the same module, or one loaded by a patch (patch-id:function)",
+  },
+  TRACE_UNSUPPORTED: {
+    message: "cannot trace this process",
+    hint: "tracing needs glibc threads and functions with a usable patch site (graft probes FILE)",
+  },
+  NOTHING_TO_TRACE: {
+    message: "no function to trace",
+    hint: "build with graft cflags, or widen -F / narrow -N (graft probes FILE lists the hooks)",
+  },
+  TRACE_SITE_BUSY: {
+    message: "a site to trace is already changed",
+    hint: "another tracer or a graft patch owns it (graft status PID); revert it first",
   },
   INTERNAL: { message: "internal error", hint: "please report it with GRAFT_DEBUG=1 output" },
 } as const satisfies Record<string, { message: string; hint: string }>;

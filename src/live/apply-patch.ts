@@ -1,4 +1,4 @@
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, ProcessError, RefusedError } from "../core/errors.js";
 import { bytesFromHex, hex, hexString } from "../core/hex.js";
 import { findFreeRegionNear } from "../process/free-region.js";
@@ -16,6 +16,7 @@ import {
   PROT,
 } from "../process/syscall-inject.js";
 import { pickQuietThread } from "../process/threads.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
 import { type JournalPatch, loadJournal, saveJournal } from "./journal.js";
@@ -23,11 +24,13 @@ import { journaledBytes } from "./journaled-bytes.js";
 import { linkPatch } from "./link-patch.js";
 import { type PatchFile, readPatchFile } from "./patch-file.js";
 import { layoutPatch, ownDataOffset, type PatchLayout } from "./patch-image.js";
+import { type TrustedKey, type VerifiedSignature, verifyPatchSignature } from "./patch-signature.js";
 import { findBlockingThreads, functionExtent, type GuardedRange } from "./quiescence.js";
 import { type PlannedWrite, redirectBytes } from "./redirect-bytes.js";
 import { sharedCodeFile } from "./shared-code-file.js";
 import { lockTarget } from "./target-lock.js";
 import { type ModuleCache, TargetModules } from "./target-modules.js";
+import { refuseSeccompBlocks, refuseSharedMemory, targetNotes } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 export interface ApplyOptions {
@@ -48,6 +51,13 @@ export interface ApplyOptions {
    * anonymous copy, as before sharing existed (bench:fleet measures the difference).
    */
   readonly sharedCode?: boolean;
+  /**
+   * Require a valid signature by one of these keys (`graft apply --require-signature`), checked before
+   * the target is touched.
+   */
+  readonly trustedKeys?: readonly TrustedKey[];
+  /** The signature file; default PATCH.sig. */
+  readonly signatureFile?: string;
 }
 
 export interface AppliedFunction {
@@ -72,6 +82,10 @@ export interface ApplyResult {
   readonly pause: StopWindow | undefined;
   /** Instructions single-stepped to move threads out of rewritten bytes. */
   readonly stepped: number;
+  /** Facts about the target worth knowing (a CET shadow stack…), none of which stopped the apply. */
+  readonly notes: readonly string[];
+  /** Who signed the patch, when a signature was required. */
+  readonly signer: VerifiedSignature | undefined;
 }
 
 /**
@@ -82,9 +96,26 @@ export interface ApplyResult {
  * resume. Any failure before resume puts back every byte, unmaps the code and resumes.
  */
 export function applyPatch(pid: number, patchPath: string, options: ApplyOptions = {}): ApplyResult {
+  // A dry run changes nothing, so it leaves no audit line.
+  if (options.dryRun) return applyOnce(pid, patchPath, options, { patch: { file: patchPath } });
+  return audited("apply", pid, (note) => {
+    note.patch = { file: patchPath };
+    return applyOnce(pid, patchPath, options, note);
+  });
+}
+
+function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: AuditNote): ApplyResult {
   const patch = options.patchFile ?? readPatchFile(patchPath);
   const m = patch.manifest;
-  const arch = getArchForMachine(patch.elf.header.e_machine, patchPath);
+  note.patch = { id: m.id, sha256: m.sha256, file: patchPath };
+  // Verified on the bytes just read and hashed, so the file cannot change between check and use.
+  const signer =
+    options.trustedKeys === undefined
+      ? undefined
+      : verifyPatchSignature(patch, options.trustedKeys, options.signatureFile);
+  if (signer !== undefined) note.signedBy = signer.key;
+  refuseSharedMemory(pid);
+  const arch = getLiveArchForMachine(patch.elf.header.e_machine, patchPath);
   const lock = options.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
   try {
@@ -158,6 +189,32 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       );
     }
     const base = region.start;
+    // Every system call loadCode (and a rollback) will inject, with its real arguments, must pass the
+    // process's seccomp filters: a filter that kills on mmap(PROT_EXEC) would kill the target.
+    refuseSeccompBlocks(pid, [
+      {
+        name: "mmap",
+        args: [
+          base,
+          layout.size,
+          BigInt(PROT.PROT_READ | PROT.PROT_EXEC),
+          BigInt(MAP.MAP_PRIVATE | MAP.MAP_ANONYMOUS | MAP.MAP_FIXED_NOREPLACE),
+          BigInt.asUintN(64, -1n),
+          0n,
+        ],
+      },
+      ...layout.segments
+        .filter((s) => s.kind === "rodata" || s.kind === "data")
+        .map((s) => ({
+          name: "mprotect" as const,
+          args: [
+            base + s.offset,
+            s.size,
+            BigInt(s.kind === "rodata" ? PROT.PROT_READ : PROT.PROT_READ | PROT.PROT_WRITE),
+          ],
+        })),
+      { name: "munmap", args: [base, layout.size] },
+    ]);
     const linked = linkPatch(patch.elf, layout, base, (name) => modules.resolve(target, name));
 
     const functions: AppliedFunction[] = [];
@@ -185,6 +242,8 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
     }));
     const result = {
       pid,
+      signer,
+      notes: targetNotes(pid),
       patch: m.id,
       file: patchPath,
       module: target.module.path,
@@ -199,6 +258,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
     const record: JournalPatch = {
       id: m.id,
       file: patchPath,
+      sha256: m.sha256,
       source: m.source,
       state: "applying",
       mapping: { address: hex(base), size: hex(layout.size), ...dataOffsetField(patch.elf, layout) },
@@ -225,6 +285,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       by: { pid: process.pid, uid: process.getuid?.() },
     };
     journal.patches.push(record);
+    note.entries = [record.id];
     saveJournal(journal);
     faultPoint("apply:journaled");
 
@@ -282,6 +343,7 @@ export function applyPatch(pid: number, patchPath: string, options: ApplyOptions
       throw e;
     }
     const { pause, stepped } = outcome;
+    faultPoint("apply:resumed");
     record.state = "applied";
     saveJournal(journal);
     return { ...result, dryRun: false, pause, stepped };

@@ -8,7 +8,7 @@ import { ClobberedRegisters } from "../analysis/clobbered-registers.js";
 import { listFunctions } from "../analysis/functions.js";
 import { SymbolIndex } from "../analysis/symbol-index.js";
 import type { Arch } from "../arch/arch.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, RefusedError } from "../core/errors.js";
 import { hex, hexString } from "../core/hex.js";
 import { R_X86_64, SHN, STB, STT } from "../formats/elf/constants.js";
@@ -80,18 +80,6 @@ function compilerOf(target: Elf): string {
  */
 export function buildPatchFile(options: BuildPatchOptions): BuiltPatch {
   const target = readElfFile(options.target);
-  const buildId = target.buildId();
-  if (buildId === undefined) {
-    throw new GraftError(
-      "ELF_UNSUPPORTED",
-      "the target has no GNU build-id, so a patch could not be matched to processes",
-      {
-        subject: options.target,
-        hint: "link the target with -Wl,--build-id",
-      },
-    );
-  }
-  const arch = getArchForMachine(target.header.e_machine, options.target);
   const compiler = options.compiler ?? compilerOf(target);
   const dir = mkdtempSync(join(tmpdir(), "graft-build-"));
   try {
@@ -107,13 +95,66 @@ export function buildPatchFile(options: BuildPatchOptions): BuiltPatch {
         subject: options.fix,
       });
     }
+    const compilerLine = `${compiler} ${args.filter((a) => a !== object && a !== options.fix && a !== INCLUDE_DIR && a !== "-I" && a !== "-o").join(" ")}`;
+    return packagePatchObject({
+      object,
+      target: options.target,
+      output: options.output,
+      source: basename(options.fix),
+      subject: options.fix,
+      compiler: compilerLine,
+      ...(options.after === undefined ? {} : { after: options.after }),
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** What packagePatchObject needs: a compiled patch object and what it is for. */
+export interface PackagePatchOptions {
+  /** The ET_REL holding the replacement functions (global symbols named after the target's). */
+  readonly object: string;
+  readonly target: string;
+  readonly output: string;
+  /** For the manifest and messages: the fix's file name and the compile command. */
+  readonly source: string;
+  readonly subject: string;
+  readonly compiler: string;
+  readonly after?: readonly string[];
+  /**
+   * Skip the -fipa-ra register warnings: a patch cut from a rebuild of the whole translation unit
+   * already holds every caller whose code depends on what the new callee clobbers (the compiler
+   * rebuilt them, graft diff saw them change, the patch replaces them).
+   */
+  readonly wholeUnit?: boolean;
+}
+
+/**
+ * Turn a patch object into a patch file: every global function replaces the target's function of
+ * that name (its site and expected bytes go into the manifest), undefined symbols are checked
+ * against the target and its libraries, and the `.graft` manifest is attached. Shared by
+ * `graft build FIX.c` and the patches built from two builds (build-diff-patch-file.ts).
+ */
+export function packagePatchObject(options: PackagePatchOptions): BuiltPatch {
+  const target = readElfFile(options.target);
+  const buildId = target.buildId();
+  if (buildId === undefined) {
+    throw new GraftError(
+      "ELF_UNSUPPORTED",
+      "the target has no GNU build-id, so a patch could not be matched to processes",
+      { subject: options.target, hint: "link the target with -Wl,--build-id" },
+    );
+  }
+  const arch = getLiveArchForMachine(target.header.e_machine, options.target);
+  const dir = mkdtempSync(join(tmpdir(), "graft-package-"));
+  try {
     // Hash the object as objcopy writes it, not as the compiler did: clang shares one string table
     // between section and symbol names and objcopy splits it in two, which changes what the hash
     // covers. A plain copy first makes attaching the manifest below leave the hashed sections alone.
     const normalized = join(dir, "fix.copy.o");
-    objcopy([object, normalized], normalized, "objcopy failed to copy the compiled fix");
-    const fixElf = parseElf(readFileSync(normalized), { file: options.fix });
-    const functions = replacedFunctions(fixElf, target, arch, options);
+    objcopy([options.object, normalized], normalized, "objcopy failed to copy the compiled fix");
+    const fixElf = parseElf(readFileSync(normalized), { file: options.subject });
+    const functions = replacedFunctions(fixElf, target, arch, options.subject);
     const imports = checkImports(fixElf, target, options.target);
     const dependsOn = (options.after ?? []).map((p) => readPatchFile(p).manifest.id);
     const sha256 = patchContentHash(fixElf);
@@ -124,8 +165,8 @@ export function buildPatchFile(options: BuildPatchOptions): BuiltPatch {
       target: { file: basename(options.target), buildId },
       functions,
       dependsOn,
-      source: basename(options.fix),
-      compiler: `${compiler} ${args.filter((a) => a !== object && a !== options.fix && a !== INCLUDE_DIR && a !== "-I" && a !== "-o").join(" ")}`,
+      source: options.source,
+      compiler: options.compiler,
       created: new Date().toISOString(),
     };
     const manifestPath = join(dir, "manifest.json");
@@ -149,7 +190,7 @@ export function buildPatchFile(options: BuildPatchOptions): BuiltPatch {
     const codeBytes = fixElf.sections
       .filter((s) => (s.sh_flags & 2n) !== 0n)
       .reduce((n, s) => n + Number(s.sh_size), 0);
-    const warnings = registerWarnings(fixElf, target, arch, functions);
+    const warnings = options.wholeUnit === true ? [] : registerWarnings(fixElf, target, arch, functions);
     return { output: options.output, manifest, imports, codeBytes, warnings };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -169,12 +210,7 @@ function objcopy(args: readonly string[], subject: string, failure: string): voi
   }
 }
 
-function replacedFunctions(
-  fix: Elf,
-  target: Elf,
-  arch: Arch,
-  options: BuildPatchOptions,
-): ManifestFunction[] {
+function replacedFunctions(fix: Elf, target: Elf, arch: Arch, subject: string): ManifestFunction[] {
   const index = new SymbolIndex(target);
   const names = fix
     .symbols()
@@ -182,7 +218,7 @@ function replacedFunctions(
     .map((s) => s.name);
   if (names.length === 0) {
     throw new GraftError("USAGE", "the fix defines no global function, so it replaces nothing", {
-      subject: options.fix,
+      subject,
       hint: "define the fixed function with the same name as in the target (not static)",
     });
   }
@@ -204,7 +240,7 @@ function replacedFunctions(
     if (sym === undefined || sym.type !== STT.STT_FUNC) {
       throw new RefusedError(
         "UNKNOWN_SYMBOL",
-        [`the fix defines ${name}, but ${basename(options.target)} has no function of that name`],
+        [`the fix defines ${name}, but the target has no function of that name`],
         {
           subject: name,
           hint: "make new helper functions static; name replaced statics as name@file.c",

@@ -5,7 +5,7 @@ import { listFunctions } from "../analysis/functions.js";
 import { type CallSite, listCallSites } from "../analysis/list-call-sites.js";
 import { SymbolIndex } from "../analysis/symbol-index.js";
 import type { Arch } from "../arch/arch.js";
-import { getArchForMachine } from "../arch/index.js";
+import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError, RefusedError } from "../core/errors.js";
 import { hex, hexString } from "../core/hex.js";
 import { STT } from "../formats/elf/constants.js";
@@ -13,6 +13,7 @@ import { readMaps } from "../process/maps.js";
 import { openMemory } from "../process/memory.js";
 import { findModule } from "../process/modules.js";
 import type { StopWindow } from "../process/stop-the-world.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
 import { journaledBytes, writesWithin } from "./journaled-bytes.js";
@@ -20,6 +21,7 @@ import { readPatchFile } from "./patch-file.js";
 import { revertPatch } from "./revert-patch.js";
 import { lockTarget } from "./target-lock.js";
 import { type LoadedModule, TargetModules } from "./target-modules.js";
+import { refuseSharedMemory } from "./target-safety.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 /** What to do to the selected calls. */
@@ -255,6 +257,13 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     throw new GraftError("USAGE", "give a call site address or --to FUNC, not both or neither");
   }
   if (request.action.kind === "restore") return restoreCallSites(pid, request);
+  if (request.dryRun) return changeOnce(pid, request, {});
+  return audited("callsite", pid, (note) => changeOnce(pid, request, note));
+}
+
+function changeOnce(pid: number, request: CallSiteRequest, note: AuditNote): CallSiteResult {
+  if (request.action.kind === "restore") return restoreCallSites(pid, request);
+  refuseSharedMemory(pid);
   const lock = request.dryRun ? undefined : lockTarget(pid);
   const mem = openMemory(pid);
   try {
@@ -269,7 +278,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     }
     const modules = new TargetModules(pid, readMaps(pid));
     const loaded = pickModule(pid, modules, request.module);
-    const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+    const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
     const sites = selectSites(loaded, arch, request, pid);
     const action = request.action;
     // Only a retarget needs what functions clobber (a second listFunctions: not worth it for a NOP).
@@ -411,6 +420,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
     });
     if (request.dryRun || writes.length === 0) return result(undefined, 0);
 
+    note.entries = [...entries.values()].map((e) => e.id);
     saveJournal(journal);
     faultPoint("callsite:journaled");
     let outcome: { pause: StopWindow; stepped: number };
@@ -433,6 +443,7 @@ export function changeCallSites(pid: number, request: CallSiteRequest): CallSite
       }
       throw e;
     }
+    faultPoint("callsite:resumed");
     for (const entry of entries.values()) entry.state = "applied";
     saveJournal(journal);
     return result(outcome.pause, outcome.stepped);
@@ -453,7 +464,7 @@ function restoreCallSites(pid: number, request: CallSiteRequest): CallSiteResult
     const journal = loadJournal(pid);
     const modules = new TargetModules(pid, readMaps(pid));
     const loaded = pickModule(pid, modules, request.module);
-    const arch = getArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
+    const arch = getLiveArchForMachine(loaded.elf.header.e_machine, loaded.module.path);
     const sites = selectSites(loaded, arch, request, pid);
     const perSite = sites.map((site) => {
       const runtime = site.address + loaded.bias;

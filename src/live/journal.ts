@@ -49,6 +49,8 @@ export interface JournalPatch {
    */
   readonly kind?: "patch" | "callsite";
   readonly file: string;
+  /** The patch's content hash (absent for call-site changes and older journals), for the audit log. */
+  readonly sha256?: string;
   readonly source: string;
   state: "applying" | "applied" | "reverting";
   readonly mapping: JournalMapping;

@@ -3,6 +3,14 @@ import { constantName, R_X86_64, SHN, SHT, STT } from "../formats/elf/constants.
 import type { Elf } from "../formats/elf/elf.js";
 import { loadedSections, type PatchLayout } from "./patch-image.js";
 
+/** Relocation types that write 8 bytes; the others this linker knows write 4 [x86-64 psABI 4.4]. */
+const WIDE_RELOCATIONS: ReadonlySet<number> = new Set([
+  R_X86_64.R_X86_64_64,
+  R_X86_64.R_X86_64_PC64,
+  R_X86_64.R_X86_64_GOTOFF64,
+  R_X86_64.R_X86_64_SIZE64,
+]);
+
 /** Where an undefined symbol of the fix lives in the target; undefined when nowhere. */
 export type ResolveSymbol = (name: string) => bigint | undefined;
 
@@ -97,6 +105,14 @@ export function linkPatch(elf: Elf, layout: PatchLayout, base: bigint, resolve: 
       const A = r.addend;
       const sym = symbols[r.symbolIndex];
       const name = sym?.name ?? "";
+      // A damaged object may point a relocation outside its section: refuse, never write past it.
+      const width = WIDE_RELOCATIONS.has(r.type) ? 8n : 4n;
+      if (r.type !== R_X86_64.R_X86_64_NONE && (r.r_offset < 0n || r.r_offset + width > rs.target.sh_size)) {
+        throw new GraftError(
+          "PATCH_CORRUPT",
+          `a relocation at offset 0x${r.r_offset.toString(16)} lies outside ${rs.target.name} (0x${rs.target.sh_size.toString(16)} bytes)`,
+        );
+      }
       const at = Number(where);
       const put32 = (v: bigint, signed: boolean): void => {
         const ok = signed ? v >= INT32_MIN && v <= INT32_MAX : v >= 0n && v <= 0xffffffffn;
@@ -149,7 +165,11 @@ export function linkPatch(elf: Elf, layout: PatchLayout, base: bigint, resolve: 
           // The slot holds S; the addend only adjusts for the place [psABI: G + GOT + A - P].
           const key = sym?.type === STT.STT_SECTION ? `#section${sym.st_shndx}` : name;
           const slot = layout.gotSlots.get(key);
-          if (slot === undefined) throw new GraftError("INTERNAL", `no GOT slot for ${key}`);
+          if (slot === undefined)
+            throw new GraftError(
+              "PATCH_CORRUPT",
+              `a GOT relocation names ${key || "no symbol"}, which has no GOT slot`,
+            );
           const S = symbolValue(r.symbolIndex);
           if (S !== undefined && key.startsWith("#section")) view.setBigUint64(Number(slot), S, true);
           put32(base + slot + A - P, true);

@@ -1,4 +1,4 @@
-import type { RedirectKind, RedirectWrite } from "../analysis/site-types.js";
+import { REDIRECT_KINDS, type RedirectKind, type RedirectWrite } from "../analysis/site-types.js";
 import { GraftError } from "../core/errors.js";
 
 /** Version tag of the manifest format; bump on incompatible change. */
@@ -49,6 +49,11 @@ export interface PatchManifest {
   readonly created: string;
 }
 
+/** A link-time address: hex, at most 16 digits (a 64-bit value). */
+const HEX_ADDRESS = /^0x[0-9a-f]{1,16}$/;
+/** No redirect needs more room than this (a 14-byte pre-entry sled is the largest). */
+const MAX_ROOM = 64;
+
 /** Parse and validate a manifest's JSON; a damaged one is PATCH_CORRUPT naming what is wrong. */
 export function parseManifest(text: string, file?: string): PatchManifest {
   const fail = (what: string): GraftError =>
@@ -77,22 +82,35 @@ export function parseManifest(text: string, file?: string): PatchManifest {
   }
   if (!Array.isArray(m.dependsOn) || !m.dependsOn.every((d) => typeof d === "string"))
     throw fail("dependsOn is not a list of ids");
+  if (!/^[0-9a-f]{64}$/.test(m.sha256 as string)) throw fail("sha256 is not 64 hex digits");
+  if (!/^[0-9a-f]*$/.test(target.buildId)) throw fail("target.buildId is not hex");
   if (!Array.isArray(m.functions) || m.functions.length === 0) throw fail("lists no functions");
-  for (const f of m.functions as Record<string, unknown>[]) {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null;
+  for (const f of m.functions as unknown[]) {
     if (
+      !isObject(f) ||
       typeof f.name !== "string" ||
+      typeof f.qualifiedName !== "string" ||
       typeof f.replacement !== "string" ||
       typeof f.address !== "string" ||
-      !Array.isArray(f.writes)
+      !HEX_ADDRESS.test(f.address) ||
+      !(REDIRECT_KINDS as readonly unknown[]).includes(f.kind) ||
+      typeof f.endbr !== "boolean" ||
+      !Array.isArray(f.writes) ||
+      f.writes.length === 0
     ) {
       throw fail("has a malformed function entry");
     }
-    for (const w of f.writes as Record<string, unknown>[]) {
+    for (const w of f.writes as unknown[]) {
       if (
+        !isObject(w) ||
         (w.role !== "far" && w.role !== "entry") ||
         typeof w.address !== "string" ||
-        !/^0x[0-9a-f]+$/.test(w.address) ||
+        !HEX_ADDRESS.test(w.address) ||
         typeof w.room !== "number" ||
+        !Number.isInteger(w.room) ||
+        w.room < 1 ||
+        w.room > MAX_ROOM ||
         typeof w.expected !== "string" ||
         !/^([0-9a-f]{2})*$/.test(w.expected) ||
         w.expected.length !== 2 * w.room

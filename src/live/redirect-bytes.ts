@@ -36,9 +36,10 @@ export function redirectBytes(
   if (far === undefined) {
     const jump = arch.encodeNearJump(entryAt, replacement);
     if (jump === undefined)
+      // Placement keeps the code within rel32 of every site; only a damaged manifest (sites > 2 GiB apart) gets here.
       throw new GraftError(
-        "INTERNAL",
-        `replacement ${hex(replacement)} out of rel32 reach of ${hex(entryAt)}`,
+        "PATCH_CORRUPT",
+        `replacement ${hex(replacement)} out of rel32 reach of ${hex(entryAt)}: the manifest's sites are too far apart`,
       );
     // A sled's spare NOPs stay NOPs; a replaced instruction's leftover bytes become traps.
     const length = fn.kind === "sled" ? jump.length : entry.room;
@@ -49,8 +50,8 @@ export function redirectBytes(
   const shortJump = arch.encodeShortJump(entryAt, farAt);
   if (longJump === undefined || shortJump === undefined) {
     throw new GraftError(
-      "INTERNAL",
-      `redirect for ${fn.name} out of reach (${hex(farAt)} → ${hex(replacement)})`,
+      "PATCH_CORRUPT",
+      `redirect for ${fn.name} out of reach (${hex(farAt)} → ${hex(replacement)}): the manifest's sites are too far apart`,
     );
   }
   return [

@@ -6,6 +6,7 @@ import { nowNs, sleepSync } from "../process/poll-wait.js";
 import { stepThreadsOutOf } from "../process/step-out.js";
 import { type StoppedProcess, type StopWindow, stopProcess } from "../process/stop-the-world.js";
 import { injectMunmap } from "../process/syscall-inject.js";
+import { type AuditNote, audited } from "./audit-log.js";
 import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
 import { type Journal, type JournalPatch, loadJournal, saveJournal } from "./journal.js";
@@ -14,6 +15,7 @@ import { findBlockingThreads, type GuardedRange } from "./quiescence.js";
 import { CODE_FILE_PATTERN } from "./shared-code-file.js";
 import { lockTarget } from "./target-lock.js";
 import { type ModuleCache, TargetModules } from "./target-modules.js";
+import { findSeccompBlocks, refuseSharedMemory } from "./target-safety.js";
 
 export interface RevertOptions {
   /** Patch id (or a prefix), or a patch file; default: the last applied. */
@@ -143,11 +145,23 @@ function chooseIds(journal: Journal, ids: readonly string[], pid: number): Journ
  * wrote, skipped if it already holds the original, and refused if it holds anything else.
  */
 export function revertPatch(pid: number, options: RevertOptions = {}): RevertResult {
+  return audited("revert", pid, (note) => revertOnce(pid, options, note));
+}
+
+function revertOnce(pid: number, options: RevertOptions, note: AuditNote): RevertResult {
+  refuseSharedMemory(pid);
   const lock = lockTarget(pid);
   const mem = openMemory(pid);
   try {
     const journal = loadJournal(pid);
     const targets = choose(journal, options, pid);
+    note.entries = targets.map((p) => p.id);
+    if (targets.length === 1 && (targets[0]!.kind ?? "patch") === "patch")
+      note.patch = {
+        id: targets[0]!.id,
+        file: targets[0]!.file,
+        ...(targets[0]!.sha256 === undefined ? {} : { sha256: targets[0]!.sha256 }),
+      };
     // Check every byte before changing any, in the order they will be restored: a patch stacked on
     // another (reverted first, with --all) puts back the bytes the one below it wrote.
     const foreign: string[] = [];
@@ -170,6 +184,13 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
         subject: `pid ${pid}`,
         hint: "another tool changed these bytes; graft will not overwrite them",
       });
+    // Putting bytes back needs no system call in the target, unmapping does: a seccomp filter that
+    // would refuse or punish munmap leaves the code mapped (retired) rather than kill the process.
+    const unmapBlocked = new Map<JournalPatch, string>();
+    for (const p of targets) {
+      const reason = munmapBlocked(pid, p);
+      if (reason !== undefined) unmapBlocked.set(p, reason);
+    }
     for (const p of targets) p.state = "reverting";
     saveJournal(journal);
     const pauses: StopWindow[] = [];
@@ -194,7 +215,8 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
     const unmappedAtOnce = new Set<JournalPatch>();
     try {
       for (const p of targets) restoredCounts.push(restoreWrites(stopped, mem, p));
-      for (const p of targets) if (tryUnmap(stopped, p) !== "busy") unmappedAtOnce.add(p);
+      for (const p of targets)
+        if (!unmapBlocked.has(p) && tryUnmap(stopped, p) !== "busy") unmappedAtOnce.add(p);
     } catch (e) {
       if (restoredCounts.every((n) => n === 0) && restoredCounts.length < targets.length) {
         pauses.push(stopped.resume());
@@ -206,13 +228,15 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
     }
     faultPoint("revert:restored");
     for (const [i, p] of targets.entries()) {
+      const blocked = unmapBlocked.get(p);
       const unmapped =
-        unmappedAtOnce.has(p) || unmapWhenUnused(pid, p, options.unmapDeadlineMs ?? 2000, pauses);
+        blocked === undefined &&
+        (unmappedAtOnce.has(p) || unmapWhenUnused(pid, p, options.unmapDeadlineMs ?? 2000, pauses));
       if (!unmapped)
         journal.retired.push({
           ...p.mapping,
           patch: p.id,
-          reason: "a thread was still running or would return into the patch code",
+          reason: blocked ?? "a thread was still running or would return into the patch code",
         });
       if (unmapped && p.mapping.dataOffset !== undefined) {
         const from = BigInt(p.mapping.address) + BigInt(p.mapping.dataOffset);
@@ -224,6 +248,7 @@ export function revertPatch(pid: number, options: RevertOptions = {}): RevertRes
             "the fix's constants and data stay mapped: pointers to them may live anywhere in the process",
         });
       }
+      faultPoint("revert:unmapped");
       journal.patches = journal.patches.filter((x) => x !== p);
       saveJournal(journal);
       reverted.push({
@@ -282,6 +307,20 @@ function stopQuiescent(
     if (nowNs() > deadline)
       throw new RefusedError("THREAD_NOT_QUIESCENT", blockers, { subject: `pid ${pid}` });
     sleepSync(Math.min(64, 2 ** round));
+  }
+}
+
+/** Why the process's seccomp filters forbid unmapping `p`'s code, if they do. */
+function munmapBlocked(pid: number, p: JournalPatch): string | undefined {
+  const size = BigInt(p.mapping.size);
+  if (size === 0n) return undefined;
+  const codeSize = p.mapping.dataOffset === undefined ? size : BigInt(p.mapping.dataOffset);
+  try {
+    const blocks = findSeccompBlocks(pid, [{ name: "munmap", args: [BigInt(p.mapping.address), codeSize] }]);
+    return blocks.length === 0 ? undefined : `kept mapped: ${blocks.join("; ")}`;
+  } catch (e) {
+    if (e instanceof GraftError) return `kept mapped: ${e.message}`;
+    throw e;
   }
 }
 

@@ -28,6 +28,8 @@ export interface WriteWhileStoppedOptions {
    * the process is not quiescent (one per blocking thread); any reason refuses (THREAD_NOT_QUIESCENT).
    */
   readonly findBlockers?: (stopped: StoppedProcess) => string[];
+  /** Called with every thread stopped, before anything is written; throwing aborts the transaction. */
+  readonly beforeWrite?: (stopped: StoppedProcess) => void;
 }
 
 /**
@@ -63,6 +65,7 @@ export function writeWhileStopped(
         { pid, tid: saved.tid, op: "check signal frames" },
       );
     }
+    options.beforeWrite?.(stopped);
     for (const w of writes) {
       done.push({ address: w.address, before: mem.read(w.address, w.bytes.length) });
       mem.write(w.address, w.bytes);

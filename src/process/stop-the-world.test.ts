@@ -10,6 +10,7 @@ import {
   killTarget,
   lastTick,
   nextTick,
+  output,
   signalTakingThread,
   sleep,
   startTarget,
@@ -237,7 +238,6 @@ describe("stopProcess", () => {
     writeFileSync(t.fifo, "vfork\n");
     await waitForOutput(t, /^vforking$/m);
     await sleep(100);
-    const started = Date.now();
     let code: string | undefined;
     try {
       stopProcess(t.pid, { timeoutMs: 300 }).resume();
@@ -245,7 +245,8 @@ describe("stopProcess", () => {
       code = (error as GraftError).code;
     }
     expect(code).toBe("THREAD_STOP_FAILED");
-    expect(Date.now() - started).toBeLessThan(1500);
+    // It gave up at its own deadline, not because the 3 s vfork ended and the parent stopped after all.
+    expect(output(t)).not.toMatch(/^vfork done$/m);
     // Every thread that could stop was let go at once; the vfork parent is detached once it wakes.
     const a = await nextTick(t, undefined);
     const b = await nextTick(t, a);

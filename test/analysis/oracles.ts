@@ -5,7 +5,23 @@
  * Addresses in a `.o` are section offsets for binutils; `at(sectionName, offset)` turns them into
  * graft's address space (its own layout of the sections, `Elf.sectionAddress`).
  */
+import { closeSync, openSync, readSync } from "node:fs";
 import { run } from "../support/fixtures.js";
+
+/**
+ * The binutils program for `file`'s machine: the host's for x86-64, Debian's cross binutils
+ * (`aarch64-linux-gnu-objdump`) for AArch64 (e_machine 183), which the host's do not disassemble.
+ */
+export function binutil(tool: "objdump" | "readelf", file: string): string {
+  const fd = openSync(file, "r");
+  const head = Buffer.alloc(20);
+  try {
+    readSync(fd, head, 0, 20, 0);
+  } finally {
+    closeSync(fd);
+  }
+  return head.readUInt16LE(18) === 183 ? `aarch64-linux-gnu-${tool}` : tool;
+}
 
 export interface SymbolRow {
   readonly table: string;
@@ -69,7 +85,7 @@ export function parseHex(s: string): bigint {
 export function readSymbols(file: string): SymbolRow[] {
   const out: SymbolRow[] = [];
   let table = "";
-  for (const line of run("readelf", ["-sW", file]).split("\n")) {
+  for (const line of run(binutil("readelf", file), ["-sW", file]).split("\n")) {
     const head = /^Symbol table '([^']+)'/.exec(line);
     if (head) {
       table = head[1]!;
@@ -94,7 +110,7 @@ export function readSymbols(file: string): SymbolRow[] {
 /** `readelf -SW`: the section headers. */
 export function readSections(file: string): SectionRow[] {
   const out: SectionRow[] = [];
-  for (const line of run("readelf", ["-SW", file]).split("\n")) {
+  for (const line of run(binutil("readelf", file), ["-SW", file]).split("\n")) {
     const m =
       /^\s*\[\s*(\d+)\]\s+(\S*)\s+(\S+)\s+([0-9a-f]{16})\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([0-9a-f]+)\s+([A-Za-z]*)\s+(\d+)\s+(\d+)\s+(\d+)$/.exec(
         line,
@@ -118,7 +134,7 @@ export function readRelocations(file: string): RelocRow[] {
   let section = "";
   let occurrence = 0;
   const seen = new Map<string, number>();
-  for (const line of run("readelf", ["-rW", file]).split("\n")) {
+  for (const line of run(binutil("readelf", file), ["-rW", file]).split("\n")) {
     const head = /^Relocation section '([^']+)'/.exec(line);
     if (head) {
       section = head[1]!;
@@ -160,7 +176,7 @@ export function readRelocations(file: string): RelocRow[] {
 export function dumpSections(file: string, name: string): { address: bigint; bytes: Uint8Array }[] {
   const out: { address: bigint; bytes: number[] }[] = [];
   let current: { address: bigint; bytes: number[] } | undefined;
-  for (const line of run("objdump", ["-s", "-j", name, file]).split("\n")) {
+  for (const line of run(binutil("objdump", file), ["-s", "-j", name, file]).split("\n")) {
     if (line.startsWith("Contents of section ")) {
       current = undefined;
       continue;
@@ -191,7 +207,7 @@ export function disassemble(file: string): Map<string, DisasmLine[]> {
   const out = new Map<string, DisasmLine[]>();
   const seen = new Map<string, number>();
   let lines: DisasmLine[] = [];
-  for (const line of run("objdump", ["-d", "-w", "--insn-width=16", file]).split("\n")) {
+  for (const line of run(binutil("objdump", file), ["-d", "-w", "--insn-width=16", file]).split("\n")) {
     const head = /^Disassembly of section (.+):$/.exec(line);
     if (head) {
       const n = seen.get(head[1]!) ?? 0;
@@ -201,8 +217,13 @@ export function disassemble(file: string): Map<string, DisasmLine[]> {
       continue;
     }
     const m = /^\s*([0-9a-f]+):\t((?:[0-9a-f]{2} )+)\s*\t?(.*)$/.exec(line);
-    if (!m) continue;
-    lines.push({ address: parseHex(m[1]!), length: m[2]!.trim().split(" ").length, text: m[3]!.trim() });
+    if (m) {
+      lines.push({ address: parseHex(m[1]!), length: m[2]!.trim().split(" ").length, text: m[3]!.trim() });
+      continue;
+    }
+    // AArch64: one 32-bit word per line, printed as a number (`d503201f \tnop`).
+    const w = /^\s*([0-9a-f]+):\t([0-9a-f]{8})\s+\t(.*)$/.exec(line);
+    if (w) lines.push({ address: parseHex(w[1]!), length: 4, text: w[3]!.replace(/\s+\/\/.*$/, "").trim() });
   }
   return out;
 }
@@ -210,7 +231,7 @@ export function disassemble(file: string): Map<string, DisasmLine[]> {
 /** `readelf -n`: the stapsdt notes. */
 export function readUsdtNotes(file: string): UsdtNote[] {
   const out: UsdtNote[] = [];
-  const text = run("readelf", ["-nW", file]);
+  const text = run(binutil("readelf", file), ["-nW", file]);
   const re =
     /Provider: (\S+)\s*\n\s*Name: (\S+)\s*\n\s*Location: (0x[0-9a-f]+), Base: 0x[0-9a-f]+, Semaphore: (0x[0-9a-f]+)\s*\n\s*Arguments:([^\n]*)/g;
   for (const m of text.matchAll(re)) {
@@ -313,13 +334,15 @@ export class Oracle {
       const out: bigint[] = [];
       for (const r of this.relocations()) {
         if (r.section !== `.rela${name}`) continue;
-        if (r.type !== "R_X86_64_64") throw new Error(`${this.file}: unexpected ${r.type} in .rela${name}`);
+        if (r.type !== "R_X86_64_64" && r.type !== "R_AARCH64_ABS64")
+          throw new Error(`${this.file}: unexpected ${r.type} in .rela${name}`);
         out.push(this.resolveSymbol(r.symbolName!) + r.addend);
       }
       return out;
     }
     const relative = new Map<bigint, bigint>();
-    for (const r of this.relocations()) if (r.type === "R_X86_64_RELATIVE") relative.set(r.offset, r.addend);
+    for (const r of this.relocations())
+      if (r.type === "R_X86_64_RELATIVE" || r.type === "R_AARCH64_RELATIVE") relative.set(r.offset, r.addend);
     const out: bigint[] = [];
     for (const s of dumpSections(this.file, name)) {
       for (const w of words(s)) {

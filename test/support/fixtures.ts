@@ -23,6 +23,19 @@ export interface FixtureSpec {
   readonly output: OutputKind;
   /** Extra link flags (after the sources). */
   readonly libs?: readonly string[];
+  /**
+   * Cross-compile for this target (Debian's gcc-aarch64-linux-gnu; clang with --target and lld,
+   * which find the libc6-dev-arm64-cross sysroot themselves). Default: the host (x86-64).
+   */
+  readonly target?: "aarch64";
+}
+
+/** The compiler command and its leading arguments for `spec`. */
+export function compilerCommand(compiler: Compiler, target?: "aarch64"): [string, ...string[]] {
+  if (target === undefined) return [compiler];
+  return compiler === "gcc"
+    ? ["aarch64-linux-gnu-gcc"]
+    : ["clang", "--target=aarch64-linux-gnu", "-fuse-ld=lld"];
 }
 
 function sourcePath(s: string): string {
@@ -46,7 +59,10 @@ export function buildFixture(spec: FixtureSpec): string {
   const name = `${spec.sources
     .map((s) => s.replace(/\W+/g, "_"))
     .join("+")
-    .slice(0, 40)}-${spec.compiler}-${spec.output}-${hash.digest("hex").slice(0, 12)}`;
+    .slice(
+      0,
+      40,
+    )}-${spec.compiler}${spec.target === undefined ? "" : `-${spec.target}`}-${spec.output}-${hash.digest("hex").slice(0, 12)}`;
   const out = join(
     cacheDir,
     spec.output === "object" ? `${name}.o` : spec.output === "shared" ? `${name}.so` : name,
@@ -62,7 +78,8 @@ export function buildFixture(spec: FixtureSpec): string {
     ...spec.sources.map(sourcePath),
     ...(spec.output === "object" ? [] : ["-pthread", ...(spec.libs ?? [])]),
   ];
-  execFileSync(spec.compiler, args, { stdio: ["ignore", "ignore", "pipe"] });
+  const [command, ...lead] = compilerCommand(spec.compiler, spec.target);
+  execFileSync(command, [...lead, ...args], { stdio: ["ignore", "ignore", "pipe"] });
   renameSync(tmp, out);
   return out;
 }

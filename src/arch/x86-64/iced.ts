@@ -13,6 +13,7 @@ export const {
   FlowControl,
   Formatter,
   FormatterSyntax,
+  MemorySizeExt,
   InstructionInfoFactory,
   Mnemonic,
   OpAccess,

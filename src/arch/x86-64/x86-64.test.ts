@@ -4,7 +4,7 @@ import { archForMachine, x86_64 } from "../index.js";
 describe("x86_64", () => {
   test("is the arch for EM_X86_64 and no other machine", () => {
     expect(archForMachine(62)).toBe(x86_64);
-    expect(archForMachine(183)).toBeUndefined(); // EM_AARCH64: not yet
+    expect(archForMachine(183)?.name).toBe("aarch64");
     expect(archForMachine(0)).toBeUndefined();
   });
 

@@ -1,5 +1,6 @@
 import type { Arch } from "../arch.js";
 import { decode, decodeOne } from "./decode.js";
+import { decodeFields } from "./decode-fields.js";
 import {
   ABSOLUTE_JUMP_LENGTH,
   encodeAbsoluteJump,
@@ -25,13 +26,19 @@ export const x86_64: Arch = {
   absoluteJumpLength: ABSOLUTE_JUMP_LENGTH,
   nearJumpLength: NEAR_JUMP_LENGTH,
   shortJumpLength: SHORT_JUMP_LENGTH,
+  shortJumpBackReach: BigInt(128 - SHORT_JUMP_LENGTH), // rel8 counts from the jump's end
+  nearJumpReach: 1n << 31n,
+  farJumpLength: NEAR_JUMP_LENGTH,
+  jumpNames: { short: "jmp rel8", near: "jmp rel32", far: "jmp rel32" },
   callerSavedRegisters: CALLER_SAVED,
   trapByte: 0xcc, // int3: GCC/LLD fill between functions with it (lld -z, `-mpad` off) or NOPs
   decode,
   decodeOne,
+  decodeFields,
   scanBranches,
   nopLength,
   endbrLength,
+  isImplicitLandingPad: () => false,
   nopFill,
   encodeShortJump,
   encodeNearJump,

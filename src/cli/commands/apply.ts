@@ -4,6 +4,8 @@ import { hex } from "../../core/hex.js";
 import { type ApplyResult, applyPatch } from "../../live/apply-patch.js";
 import type { Consistency } from "../../live/consistency.js";
 import { runFleet } from "../../live/fleet.js";
+import { readPatchFile } from "../../live/patch-file.js";
+import { loadTrustedKeys, verifyPatchSignature } from "../../live/patch-signature.js";
 import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
@@ -16,6 +18,8 @@ export function renderApply(r: ApplyResult): string {
   let out = r.dryRun
     ? `dry run: would apply patch ${r.patch} to pid ${r.pid}\n`
     : `applied patch ${r.patch} to pid ${r.pid}\n`;
+  for (const n of r.notes) out += `  note: ${n}\n`;
+  if (r.signer !== undefined) out += `  signed by key ${r.signer.key} (${r.signer.keyFile})\n`;
   out += `  module ${r.module} (bias ${hex(r.bias)}), patch code at ${hex(r.mapping.address)} (${r.mapping.size} bytes)\n`;
   for (const f of r.functions)
     out += `  ${f.name} at ${hex(f.address)} → ${hex(f.replacement)} (${f.kind})\n`;
@@ -24,6 +28,19 @@ export function renderApply(r: ApplyResult): string {
     out += `  process stopped for ${micros(r.pause.windowNs)} (stop ${micros(r.pause.stopNs)}, work ${micros(r.pause.heldNs)}, resume ${micros(r.pause.resumeNs)})\n`;
   }
   return out;
+}
+
+interface ApplyFlags {
+  dryRun: boolean;
+  json: boolean;
+  allOf?: string;
+  jobs: string;
+  continueOnError: boolean;
+  consistency: string;
+  timeout: string;
+  requireSignature: boolean;
+  pubkey?: string[];
+  signature?: string;
 }
 
 export function registerApply(
@@ -54,6 +71,17 @@ export function registerApply(
       "default",
     )
     .option("--timeout <ms>", "how long quiescent waits for the functions to be free", "5000")
+    .option(
+      "--require-signature",
+      "refuse unless PATCH.sig is a valid signature by a trusted key (also GRAFT_REQUIRE_SIGNATURE=1)",
+      false,
+    )
+    .option(
+      "-p, --pubkey <pub>",
+      "trusted public key(s); default every .pub in $GRAFT_TRUSTED_KEYS (repeatable)",
+      (v: string, all: string[] = []) => [...all, v],
+    )
+    .option("-s, --signature <sig>", "signature file (default: PATCH.sig)")
     .option("--json", "print the result as JSON", false)
     .addHelpText(
       "after",
@@ -65,48 +93,49 @@ Examples:
   graft apply 4242 fix.graft --consistency quiescent --timeout 10000
                                                    wait until no thread is inside a replaced function
   graft apply --all-of /usr/sbin/server fix.graft --jobs 2 --continue-on-error
-                                                   every process of that binary, a table at the end`,
+                                                   every process of that binary, a table at the end
+  graft apply --require-signature --pubkey ops.pub 4242 fix.graft   only a patch ops signed`,
     )
-    .action(
-      (
-        pid: string | undefined,
-        patch: string | undefined,
-        opts: {
-          dryRun: boolean;
-          json: boolean;
-          allOf?: string;
-          jobs: string;
-          continueOnError: boolean;
-          consistency: string;
-          timeout: string;
-        },
-      ) =>
-        run(async () => {
-          const consistency = parseConsistency(opts.consistency);
-          const timeoutMs = parseCount(opts.timeout, "--timeout");
-          if (opts.allOf !== undefined) {
-            const file = patch ?? pid;
-            if (file === undefined || (patch !== undefined && pid !== undefined))
-              throw new GraftError("USAGE", "with --all-of give the patch file alone (no PID)");
-            if (opts.dryRun) throw new GraftError("USAGE", "--dry-run is for one process");
-            const result = await runFleet(
-              opts.allOf,
-              { kind: "apply", patch: file, consistency, timeoutMs },
-              {
-                jobs: parseCount(opts.jobs, "--jobs"),
-                continueOnError: opts.continueOnError,
-                onProgress: progressBar(opts.json, "applying"),
-              },
-            );
-            printResult(result, opts.json, renderFleet);
-            process.exitCode = fleetExitCode(result);
-            return;
-          }
-          if (pid === undefined || patch === undefined)
-            throw new GraftError("USAGE", "give a PID and a patch file (or --all-of BIN PATCH)");
-          const result = applyPatch(parsePid(pid), patch, { dryRun: opts.dryRun, consistency, timeoutMs });
-          printResult(result, opts.json, renderApply);
-        }),
+    .action((pid: string | undefined, patch: string | undefined, opts: ApplyFlags) =>
+      run(async () => {
+        const consistency = parseConsistency(opts.consistency);
+        const timeoutMs = parseCount(opts.timeout, "--timeout");
+        // Giving a key means checking with it; GRAFT_REQUIRE_SIGNATURE=1 makes it the host's policy.
+        const require =
+          opts.requireSignature || opts.pubkey !== undefined || process.env.GRAFT_REQUIRE_SIGNATURE === "1";
+        const trustedKeys = require ? loadTrustedKeys(opts.pubkey) : undefined;
+        if (opts.allOf !== undefined) {
+          const file = patch ?? pid;
+          if (file === undefined || (patch !== undefined && pid !== undefined))
+            throw new GraftError("USAGE", "with --all-of give the patch file alone (no PID)");
+          if (opts.dryRun) throw new GraftError("USAGE", "--dry-run is for one process");
+          // Checked once, before any process is touched; the fleet then applies the bytes it reads.
+          if (trustedKeys !== undefined)
+            verifyPatchSignature(readPatchFile(file), trustedKeys, opts.signature);
+          const result = await runFleet(
+            opts.allOf,
+            { kind: "apply", patch: file, consistency, timeoutMs },
+            {
+              jobs: parseCount(opts.jobs, "--jobs"),
+              continueOnError: opts.continueOnError,
+              onProgress: progressBar(opts.json, "applying"),
+            },
+          );
+          printResult(result, opts.json, renderFleet);
+          process.exitCode = fleetExitCode(result);
+          return;
+        }
+        if (pid === undefined || patch === undefined)
+          throw new GraftError("USAGE", "give a PID and a patch file (or --all-of BIN PATCH)");
+        const result = applyPatch(parsePid(pid), patch, {
+          dryRun: opts.dryRun,
+          consistency,
+          timeoutMs,
+          ...(trustedKeys === undefined ? {} : { trustedKeys }),
+          ...(opts.signature === undefined ? {} : { signatureFile: opts.signature }),
+        });
+        printResult(result, opts.json, renderApply);
+      }),
     );
 }
 

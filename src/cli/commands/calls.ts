@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { type CallSite, type CallSiteReport, listCallSites } from "../../analysis/list-call-sites.js";
-import { getArchForMachine } from "../../arch/index.js";
+import { getLiveArchForMachine } from "../../arch/index.js";
 import { hex } from "../../core/hex.js";
 import { readElfFile } from "../../formats/elf/elf-file.js";
 import { printResult } from "../output.js";
@@ -34,7 +34,8 @@ Examples:
     .action((file: string, opts: { to?: string; from?: string; json: boolean }) =>
       run(() => {
         const elf = readElfFile(file);
-        const arch = getArchForMachine(elf.header.e_machine, file);
+        // Call sites are judged for rewriting in a live process (register writes, result use): x86-64 only.
+        const arch = getLiveArchForMachine(elf.header.e_machine, file);
         const report = listCallSites(elf, arch, {
           ...(opts.to === undefined ? {} : { to: opts.to }),
           ...(opts.from === undefined ? {} : { from: opts.from }),

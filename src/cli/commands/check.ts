@@ -21,6 +21,7 @@ export function registerCheck(
     .argument("<file>", "ELF file to analyse")
     .option("-f, --function <glob>", "only functions whose name matches the glob")
     .option("--summary", "print only the summary", false)
+    .option("--explain", "under each function: how the redirect is written, and why other kinds fail", false)
     .option("--json", "print the full report as JSON", false)
     .addHelpText(
       "after",
@@ -29,9 +30,10 @@ Examples:
   graft check ./server                      every function, one line each, then a summary
   graft check ./server -f 'handle_*'        only the request handlers
   graft check libfoo.so --summary           how patchable is this library?
-  graft check foo.o --json | jq '.functions[] | select(.verdict.redirectable | not)'`,
+  graft check foo.o --json | jq '.functions[] | select(.verdict.redirectable | not)'
+  graft check ./arm64-server -f main --explain   how main's redirect is written (b, literal load, BTI)`,
     )
-    .action((file: string, opts: { function?: string; summary: boolean; json: boolean }) =>
+    .action((file: string, opts: { function?: string; summary: boolean; explain: boolean; json: boolean }) =>
       run(() => {
         const elf = readElfFile(file);
         const arch = getArchForMachine(elf.header.e_machine, file);
@@ -40,7 +42,7 @@ Examples:
           arch,
           opts.function === undefined ? {} : { functionGlob: opts.function },
         );
-        printResult(report, opts.json, (r) => renderCheck(r, opts.summary));
+        printResult(report, opts.json, (r) => renderCheck(r, opts.summary, opts.explain));
       }),
     );
 }
@@ -72,12 +74,17 @@ function functionLine(f: FunctionReport, width: number): string {
 }
 
 /** The human rendering of a check report: one line per function, then the summary. */
-export function renderCheck(r: CheckReport, summaryOnly: boolean): string {
+export function renderCheck(r: CheckReport, summaryOnly: boolean, explain = false): string {
   let out = "";
   if (!summaryOnly) {
     const width = Math.max(10, ...r.functions.map((f) => hex(f.address).length));
     out += `${"ADDRESS".padStart(width)}  ${"VERDICT".padEnd(9)} ${"SIZE".padStart(6)}  FUNCTION  SITE / WHY NOT\n`;
-    for (const f of r.functions) out += functionLine(f, width);
+    for (const f of r.functions) {
+      out += functionLine(f, width);
+      if (!explain) continue;
+      for (const line of f.verdict.redirect) out += `${"".padStart(width)}    how: ${line}\n`;
+      for (const line of f.verdict.reasons) out += `${"".padStart(width)}    not: ${line}\n`;
+    }
     for (const u of r.usdt) {
       out += `${hex(u.address).padStart(width)}  ${"usdt".padEnd(9)} ${"".padStart(6)}  ${u.provider}:${u.name}  in ${u.function ?? "?"}, ${u.arguments.length} arg(s)${u.semaphore !== 0n ? `, semaphore ${hex(u.semaphore)}` : ""}\n`;
     }

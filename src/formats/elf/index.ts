@@ -3,6 +3,7 @@ export * from "./dynamic.js";
 export * from "./eh-frame.js";
 export * from "./elf.js";
 export * from "./elf-file.js";
+export * from "./gnu-property.js";
 export * from "./header.js";
 export * from "./load-bias.js";
 export * from "./notes.js";

@@ -347,7 +347,7 @@ describe("a call pointed at a function a patch loaded (gcc -O2 PIE)", () => {
 });
 
 describe("a graft that dies in the middle of a call-site change (gcc -O2 PIE)", () => {
-  it.each(["callsite:journaled", "callsite:wrote"])(
+  it.each(["callsite:journaled", "callsite:wrote", "callsite:resumed"])(
     "killed at %s: status tells, other changes are refused until --restore finishes it, exactly",
     async (fault) => {
       const exe = buildTarget("gcc", true);
@@ -361,7 +361,7 @@ describe("a graft that dies in the middle of a call-site change (gcc -O2 PIE)", 
         expect([entry?.kind, entry?.journal, entry?.sites]).toEqual([
           "callsite",
           "applying",
-          fault === "callsite:wrote" ? "applied" : "reverted",
+          fault === "callsite:journaled" ? "reverted" : "applied",
         ]);
         expect(
           codeOf(() =>

@@ -73,12 +73,16 @@ const APPLY_POINTS: readonly Point[] = [
   { point: "apply:loaded", journal: "applying", sites: "reverted", codeMapped: true, runs: "old" },
   { point: "apply:wrote-far", journal: "applying", sites: "partial", codeMapped: true, runs: "old" },
   { point: "apply:wrote-entry", journal: "applying", sites: "applied", codeMapped: true, runs: "new" },
+  // Resumed, the journal not yet saying `applied`: the bytes are the truth.
+  { point: "apply:resumed", journal: "applying", sites: "applied", codeMapped: true, runs: "new" },
 ];
 const REVERT_POINTS: readonly Point[] = [
   { point: "revert:journaled", journal: "reverting", sites: "applied", codeMapped: true, runs: "new" },
   { point: "revert:wrote-entry", journal: "reverting", sites: "partial", codeMapped: true, runs: "old" },
   { point: "revert:wrote-far", journal: "reverting", sites: "reverted", codeMapped: true, runs: "old" },
   { point: "revert:restored", journal: "reverting", sites: "reverted", codeMapped: true, runs: "old" },
+  // Unmapped, the entry not yet out of the journal: the next revert finds nothing left to unmap.
+  { point: "revert:unmapped", journal: "reverting", sites: "reverted", codeMapped: false, runs: "old" },
 ];
 
 const OLD = { value: 14, grows: "old", frozen: ["new"] };

@@ -1,0 +1,99 @@
+/** Every instruction form of the emitter, disassembled by objdump (the oracle). */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { traceLayout } from "../trace-layout.js";
+import { R, X86Emitter } from "./emit.js";
+import { generateTraceRuntime } from "./trace-runtime.js";
+
+function objdump(code: Uint8Array, base = 0x1000n): string[] {
+  const dir = mkdtempSync(join(tmpdir(), "graft-emit-"));
+  const file = join(dir, "code.bin");
+  writeFileSync(file, code);
+  const text = execFileSync(
+    "objdump",
+    ["-D", "-b", "binary", "-mi386:x86-64", `--adjust-vma=0x${base.toString(16)}`, file],
+    { encoding: "utf8" },
+  );
+  return text
+    .split("\n")
+    .filter((l) => /^\s+[0-9a-f]+:\t/.test(l))
+    .map((l) => l.split("\t")[2]?.replace(/\s+/g, " ").trim() ?? "")
+    .filter((l) => l !== "");
+}
+
+describe("X86Emitter", () => {
+  it("encodes each form as objdump reads it", () => {
+    const e = new X86Emitter();
+    e.push(R.r11);
+    e.pop(R.rax);
+    e.pushImm(7);
+    e.load(R.r9, R.rsp, 0x58);
+    e.store(R.r13, 0, R.rcx, 32);
+    e.lea(R.rax, R.r12, -8);
+    e.movImm64(R.r11, 0x0300000000000000n);
+    e.movImm32(R.r10, 1);
+    e.loadFs32(R.r8, 0x2d0);
+    e.aluImm("and", R.r9, 0xfffff);
+    e.aluLoad("sub", R.rax, R.rdi, 0x30);
+    e.cmpMem(R.r9, 0, R.r10);
+    e.testMemImm(R.r9, 0x14, 1);
+    e.incMem(R.rax, 0x18, true);
+    e.shl(R.rdx, 32);
+    e.bts(R.r11, 58);
+    e.lockCmpxchg32(R.rdi, 0, R.r8);
+    e.xaddMem(R.rdi, 8, R.rsi);
+    e.rdtsc();
+    e.retPop(8);
+    expect(objdump(e.finish())).toEqual([
+      "push %r11",
+      "pop %rax",
+      "push $0x7",
+      "mov 0x58(%rsp),%r9",
+      "mov %ecx,0x0(%r13)",
+      "lea -0x8(%r12),%rax",
+      "movabs $0x300000000000000,%r11",
+      "mov $0x1,%r10d",
+      "mov %fs:0x2d0,%r8d",
+      "and $0xfffff,%r9",
+      "sub 0x30(%rdi),%rax",
+      "cmp %r10,(%r9)",
+      "testl $0x1,0x14(%r9)",
+      "lock incq 0x18(%rax)",
+      "shl $0x20,%rdx",
+      "bts $0x3a,%r11",
+      "lock cmpxchg %r8d,(%rdi)",
+      "xadd %rsi,0x8(%rdi)",
+      "rdtsc",
+      "ret $0x8",
+    ]);
+  });
+
+  it("generates a runtime objdump decodes whole, with stubs that jump back to each site", () => {
+    const r = generateTraceRuntime({
+      codeBase: 0x10000n,
+      dataBase: 0x7f0000000000n,
+      layout: traceLayout(64, 1 << 20),
+      tidOffset: 0x2d0,
+      maxDepth: 100,
+      functions: [
+        { fid: 0, resume: 0x20005n, args: false },
+        { fid: 1, resume: 0x20105n, args: true },
+      ],
+    });
+    const lines = objdump(r.code, 0x10000n);
+    expect(lines.filter((l) => l.includes("(bad)"))).toEqual([]);
+    const last = lines.slice(-3);
+    expect(last[0]).toBe("push $0x1");
+    expect(last[1]).toMatch(/^call 0x1[0-9a-f]{4}$/);
+    expect(lines.slice(-7, -4)).toEqual([
+      "push $0x0",
+      `call 0x${(0x10000 + r.entryOffset).toString(16)}`,
+      "jmp 0x20005",
+    ]);
+    expect(last[2]).toBe("jmp 0x20105");
+    expect(lines).toContain(`movabs $0x${(0x10000 + r.exitOffset).toString(16)},%rax`);
+  });
+});

@@ -1,0 +1,355 @@
+/**
+ * The in-target tracing runtime, generated as x86-64 machine code (no compiler at trace time).
+ *
+ * A traced function's site (sled NOPs, the fentry call, hotpatch padding, or its first instructions)
+ * becomes `jmp stub_f`; the stub is
+ *     push $fid ; call entry ; [the displaced instructions] ; jmp <end of the site>
+ * `entry` records {rdtsc, fid, depth} in the calling thread's ring (reserved with xadd, committed
+ * by storing the record's kind word last), pushes {return-address slot,
+ * original return address, fid} on the thread's shadow stack and replaces the function's return
+ * address with `exit`; it returns with `ret $8`, dropping the fid. When the function returns into
+ * `exit`, the shadow stack is popped down to the entry whose slot is the one just returned through
+ * — entries above it belong to frames left without returning (longjmp), recorded as `unwound` —
+ * an exit record is written, and `exit` jumps to the original address.
+ *
+ * Every register the code touches is saved and restored (gcc's -fipa-ra lets a caller keep values
+ * in caller-saved registers across a call to a function that leaves them alone, so even those
+ * must survive); flags are not (dead at a function's entry and at its return, SysV ABI §3.2.1).
+ * No vector register is used. Threads are told apart by the kernel thread id stored in the C
+ * library's thread control block (`%fs:tidOffset`, found by graft in the stopped threads), hashed
+ * into a fixed table of slots.
+ */
+import {
+  HEADER,
+  RECORD_BYTES,
+  RECORD_KIND,
+  SHADOW,
+  SHADOW_DEPTH,
+  SHADOW_ENTRIES_OFFSET,
+  SLOT,
+  SLOT_BYTES,
+  SLOT_TABLE_OFFSET,
+  type TraceLayout,
+} from "../trace-layout.js";
+import { CC, R, type Reg, X86Emitter } from "./emit.js";
+
+/** One function to hook. */
+export interface RuntimeFunction {
+  readonly fid: number;
+  /** Runtime address execution continues at after the hook (the end of the site's room). */
+  readonly resume: bigint;
+  /** Record rdi, rsi, rdx, rcx, r8, r9 at entry. */
+  readonly args: boolean;
+  /** Position-independent original instructions the hook replaced, run before going back. */
+  readonly displaced?: Uint8Array;
+}
+
+export interface RuntimeRequest {
+  /** Where the code will be mapped (must be within rel32 of every `resume`). */
+  readonly codeBase: bigint;
+  /** Where the shared memory is mapped. */
+  readonly dataBase: bigint;
+  readonly layout: TraceLayout;
+  /** Offset of the 32-bit kernel thread id in the thread control block (%fs). */
+  readonly tidOffset: number;
+  /** Calls deeper than this are followed (for their exits) but not recorded. */
+  readonly maxDepth: number;
+  readonly functions: readonly RuntimeFunction[];
+}
+
+export interface RuntimeCode {
+  readonly code: Uint8Array;
+  /** Offset of each function's stub, in the order of `functions`. */
+  readonly stubs: readonly number[];
+  readonly entryOffset: number;
+  readonly exitOffset: number;
+}
+
+/** Registers saved by both trampolines, in push order. */
+const SAVED: readonly Reg[] = [R.rax, R.rcx, R.rdx, R.rsi, R.rdi, R.r8, R.r9, R.r10, R.r11];
+const FRAME = SAVED.length * 8;
+/** Where a saved register sits relative to rsp after the pushes. */
+const savedAt = (r: Reg): number => FRAME - 8 - SAVED.indexOf(r) * 8;
+
+function saveAll(e: X86Emitter): void {
+  for (const r of SAVED) e.push(r);
+}
+function restoreAll(e: X86Emitter): void {
+  for (const r of [...SAVED].reverse()) e.pop(r);
+}
+
+/** Generate the runtime for `request`. */
+export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
+  const { layout, dataBase } = request;
+  const e = new X86Emitter();
+  const mask = layout.ringBytes - 1;
+
+  // r9 = address of the record `index` records past head (rsi), wrapping in the ring.
+  const recordAddress = (index: number): void => {
+    e.mov(R.r9, R.rsi);
+    if (index > 0) e.aluImm("add", R.r9, index * RECORD_BYTES);
+    e.aluImm("and", R.r9, mask);
+    e.aluLoad("add", R.r9, R.rdi, SLOT.ring);
+  };
+
+  // rdi = this thread's slot (r8d = its tid), by one probe of the table inline; the claiming and
+  // probing loop runs out of line. Jumps to `missing` when there is none.
+  const findSlot = (L: (s: string) => string, missing: string): void => {
+    e.mov(R.rcx, R.r8, 32);
+    e.aluImm("and", R.rcx, layout.slots - 1, 32);
+    e.shl(R.rcx, 6);
+    e.movImm64(R.rdi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+    e.alu("add", R.rdi, R.rcx);
+    e.cmpMem(R.rdi, SLOT.tid, R.r8, 32);
+    e.jcc(CC.e, L("found"));
+    e.call("lookup");
+    e.test(R.rdi, R.rdi);
+    e.jcc(CC.e, missing);
+    e.bind(L("found"));
+  };
+
+  // Write one exit-kind record for shadow entry r9 (rdi slot, ecx its depth, r11 kind bits) when
+  // its entry was recorded; clobbers rax rdx rsi r8.
+  const exitRecord = (L: (s: string) => string): void => {
+    e.testMemImm(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, 1);
+    e.jcc(CC.e, L("done"));
+    e.load(R.rsi, R.rdi, SLOT.head);
+    e.mov(R.rax, R.rsi);
+    e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
+    e.aluImm("cmp", R.rax, layout.ringBytes - RECORD_BYTES);
+    e.jcc(CC.a, L("full"));
+    e.movImm32(R.rsi, RECORD_BYTES);
+    e.xaddMem(R.rdi, SLOT.head, R.rsi);
+    e.mov(R.r8, R.rsi);
+    e.aluImm("and", R.r8, mask);
+    e.aluLoad("add", R.r8, R.rdi, SLOT.ring);
+    e.rdtsc();
+    e.shl(R.rdx, 32);
+    e.alu("or", R.rax, R.rdx);
+    e.store(R.r8, 0, R.rax);
+    e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.fid, 32);
+    e.mov(R.rdx, R.rcx, 32);
+    e.shl(R.rdx, 32);
+    e.alu("or", R.rax, R.rdx);
+    e.alu("or", R.rax, R.r11);
+    e.store(R.r8, 8, R.rax); // commit
+    e.jmp(L("done"));
+    e.bind(L("full"));
+    e.incMem(R.rdi, SLOT.dropped);
+    e.bind(L("done"));
+  };
+
+  const emitEntry = (name: string, withArgs: boolean): void => {
+    const L = (s: string) => `${name}.${s}`;
+    const need = (withArgs ? 4 : 1) * RECORD_BYTES;
+    const FID = FRAME + 8; // above the stub's return address
+    const RET_SLOT = FRAME + 16; // the function's return address
+    e.align(16);
+    e.bind(name);
+    saveAll(e);
+    e.loadFs32(R.r8, request.tidOffset);
+    e.test(R.r8, R.r8, 32);
+    e.jcc(CC.e, L("noslot"));
+    findSlot(L, L("noslot"));
+    e.load(R.r9, R.rdi, SLOT.shadow);
+    e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+    e.aluImm("cmp", R.rcx, layout.shadowEntries, 32);
+    e.jcc(CC.ae, L("overflow"));
+    e.alu("xor", R.r11, R.r11, 32); // r11 = recorded flag (until it holds a record's kind word)
+    e.aluImm("cmp", R.rcx, request.maxDepth, 32);
+    e.jcc(CC.ae, L("shadow"));
+    e.load(R.rsi, R.rdi, SLOT.head);
+    e.mov(R.rax, R.rsi);
+    e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
+    e.aluImm("cmp", R.rax, layout.ringBytes - need);
+    e.jcc(CC.a, L("full"));
+    // Reserve with one xadd, so a signal handler that traces calls between here and the commit
+    // gets records of its own instead of sharing these.
+    e.movImm32(R.rsi, need);
+    e.xaddMem(R.rdi, SLOT.head, R.rsi);
+    recordAddress(0);
+    e.mov(R.r8, R.r9);
+    e.rdtsc();
+    e.shl(R.rdx, 32);
+    e.alu("or", R.rax, R.rdx);
+    e.store(R.r8, 0, R.rax);
+    e.load(R.r11, R.rsp, FID, 32);
+    e.mov(R.rdx, R.rcx, 32);
+    e.shl(R.rdx, 32);
+    e.alu("or", R.r11, R.rdx);
+    e.bts(R.r11, 56 + Math.log2(withArgs ? RECORD_KIND.entryArgs : RECORD_KIND.entry));
+    if (withArgs) {
+      const pairs: [Reg, Reg][] = [
+        [R.rdi, R.rsi],
+        [R.rdx, R.rcx],
+        [R.r8, R.r9],
+      ];
+      pairs.forEach(([a, b], i) => {
+        recordAddress(i + 1);
+        e.load(R.rax, R.rsp, savedAt(a));
+        e.store(R.r9, 0, R.rax);
+        e.load(R.rax, R.rsp, savedAt(b));
+        e.store(R.r9, 8, R.rax);
+      });
+    }
+    // Commit: the kind word is stored last; graft stops reading at a record whose kind is 0.
+    e.store(R.r8, 8, R.r11);
+    e.movImm32(R.r11, 1);
+    e.bind(L("shadow"));
+    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block (the flag moves to r11)
+    e.mov(R.r9, R.r10);
+    e.mov(R.rax, R.rcx, 32);
+    e.shl(R.rax, 5);
+    e.alu("add", R.r9, R.rax);
+    e.lea(R.rax, R.rsp, RET_SLOT);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.rax);
+    e.load(R.rax, R.rsp, RET_SLOT);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress, R.rax);
+    e.load(R.rax, R.rsp, FID, 32);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.fid, R.rax, 32);
+    e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, R.r11, 32);
+    e.inc(R.rcx, 32);
+    e.store(R.r10, SHADOW_DEPTH, R.rcx, 32); // the entry is complete before it counts
+    e.movImm64(R.rax, request.codeBase + BigInt(0)); // patched below to the exit address
+    const exitImmediate = e.here - 8;
+    e.store(R.rsp, RET_SLOT, R.rax);
+    e.bind(L("out"));
+    restoreAll(e);
+    e.retPop(8);
+    e.bind(L("full"));
+    e.incMem(R.rdi, SLOT.dropped);
+    e.jmp(L("shadow"));
+    e.bind(L("overflow"));
+    e.incMem(R.rdi, SLOT.overflow);
+    e.jmp(L("out"));
+    e.bind(L("noslot"));
+    e.movImm64(R.rax, dataBase);
+    e.incMem(R.rax, HEADER.noSlot, true);
+    e.jmp(L("out"));
+    exitPatches.push(exitImmediate);
+  };
+
+  const exitPatches: number[] = [];
+  emitEntry("entry", false);
+  emitEntry("entry_args", true);
+
+  // exit: entered by the traced function's `ret`; rsp is one word above the hijacked slot.
+  e.align(16);
+  e.bind("exit");
+  e.lea(R.rsp, R.rsp, -8); // the slot again: it receives the original return address
+  saveAll(e);
+  e.loadFs32(R.r8, request.tidOffset);
+  findSlot((x) => `exit.${x}`, "exit.lost");
+  e.lea(R.r10, R.rsp, FRAME);
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("exit.search");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "exit.other");
+  e.dec(R.rcx, 32);
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.mov(R.rax, R.rcx, 32);
+  e.shl(R.rax, 5);
+  e.alu("add", R.r9, R.rax); // r9 = block + index × 32: entry fields at SHADOW_ENTRIES_OFFSET
+  e.cmpMem(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+  e.jcc(CC.e, "exit.match");
+  e.movImm64(R.r11, BigInt(RECORD_KIND.unwound) << 56n);
+  e.call("emit_exit");
+  e.incMem(R.rdi, SLOT.unwound);
+  e.jmp("exit.search");
+  e.bind("exit.match");
+  e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
+  exitRecord((x) => `exit.record.${x}`);
+  e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
+  e.store(R.rsp, FRAME, R.rax);
+  e.load(R.rax, R.rdi, SLOT.shadow);
+  e.store(R.rax, SHADOW_DEPTH, R.rcx, 32);
+  e.bind("exit.leave");
+  restoreAll(e);
+  // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
+  // return-stack-buffer entry of this call, so another `ret` would misalign it for the callers
+  // (each of their returns mispredicted). The slot just below rsp is in the red zone, which the
+  // kernel never overwrites with a signal frame (x86-64 SysV ABI §3.2.2).
+  e.lea(R.rsp, R.rsp, 8);
+  e.jmpMem(R.rsp, -8);
+
+  // No entry in this thread's own stack: a child forked inside traced calls returns through frames
+  // its parent thread entered. Its private copy of the shadow blocks has them (as at the fork):
+  // find the entry in any block, pop it there, go back — not recorded (the child is not traced).
+  e.bind("exit.other");
+  e.movImm64(R.rsi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+  e.movImm32(R.rdx, layout.slots);
+  e.bind("exit.other.slot");
+  e.load(R.r9, R.rsi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("exit.other.search");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "exit.other.next");
+  e.dec(R.rcx, 32);
+  e.mov(R.rax, R.rcx, 32);
+  e.shl(R.rax, 5);
+  e.alu("add", R.rax, R.r9);
+  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+  e.jcc(CC.ne, "exit.other.search");
+  e.store(R.r9, SHADOW_DEPTH, R.rcx, 32);
+  e.load(R.rax, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
+  e.store(R.rsp, FRAME, R.rax);
+  e.jmp("exit.leave");
+  e.bind("exit.other.next");
+  e.aluImm("add", R.rsi, SLOT_BYTES);
+  e.dec(R.rdx, 32);
+  e.jcc(CC.ne, "exit.other.slot");
+  // No shadow entry anywhere: the original address is unknown. Only when a thread switched stacks
+  // under a traced frame (ucontext, coroutines), which is not supported.
+  e.bind("exit.lost");
+  e.ud2();
+
+  // emit_exit: exitRecord as a subroutine, for the rare unwound records.
+  e.align(16);
+  e.bind("emit_exit");
+  exitRecord((x) => `emit_exit.${x}`);
+  e.ret();
+
+  // lookup: r8d = tid → rdi = its slot (claimed on first use), 0 when the table is full;
+  // clobbers rax rcx rdx rsi.
+  e.align(16);
+  e.bind("lookup");
+  e.movImm64(R.rsi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+  e.mov(R.rcx, R.r8, 32);
+  e.aluImm("and", R.rcx, layout.slots - 1, 32);
+  e.movImm32(R.rdx, layout.slots);
+  e.bind("lookup.loop");
+  e.mov(R.rdi, R.rcx);
+  e.shl(R.rdi, 6);
+  e.alu("add", R.rdi, R.rsi);
+  e.load(R.rax, R.rdi, SLOT.tid, 32);
+  e.alu("cmp", R.rax, R.r8, 32);
+  e.jcc(CC.e, "lookup.done");
+  e.test(R.rax, R.rax, 32);
+  e.jcc(CC.ne, "lookup.next");
+  e.lockCmpxchg32(R.rdi, SLOT.tid, R.r8); // eax = 0: claim the free slot
+  e.jcc(CC.e, "lookup.done");
+  e.bind("lookup.next");
+  e.inc(R.rcx, 32);
+  e.aluImm("and", R.rcx, layout.slots - 1, 32);
+  e.dec(R.rdx, 32);
+  e.jcc(CC.ne, "lookup.loop");
+  e.alu("xor", R.rdi, R.rdi, 32);
+  e.bind("lookup.done");
+  e.ret();
+
+  const stubs: number[] = [];
+  for (const f of request.functions) {
+    e.align(16);
+    stubs.push(e.here);
+    e.pushImm(f.fid);
+    e.call(f.args ? "entry_args" : "entry");
+    if (f.displaced !== undefined) e.raw(...f.displaced);
+    e.jmpAbsolute(request.codeBase, f.resume);
+  }
+  const code = e.finish();
+  const exitAt = request.codeBase + BigInt(e.offsetOf("exit"));
+  const view = new DataView(code.buffer);
+  for (const at of exitPatches) view.setBigUint64(at, exitAt, true);
+  return { code, stubs, entryOffset: e.offsetOf("entry"), exitOffset: e.offsetOf("exit") };
+}

@@ -1,0 +1,82 @@
+/**
+ * Start a command so that graft can change it before it runs a single instruction of its own, without
+ * it being a child of graft's Node process (libuv reaps its children with waitpid, which would take
+ * ptrace stops meant for graft).
+ *
+ * 1. `sh -c '… & echo $!'` starts a second shell in the background and exits, so the second shell
+ *    is re-parented away from graft; it stops itself (`kill -STOP $$`) and will `exec` the command.
+ * 2. graft seizes it with PTRACE_O_TRACEEXEC (a seized, group-stopped task reports the stop at once,
+ *    ptrace(2) "PTRACE_SEIZE"), sends SIGCONT and lets it run to the PTRACE_EVENT_EXEC stop: the
+ *    command's image is mapped, nothing of it has run.
+ * 3. It queues SIGSTOP and detaches: the task dequeues the SIGSTOP first thing and sits in a
+ *    group-stop (state T), untraced, where the ordinary stop-the-world can take it.
+ * The caller sends SIGCONT when done.
+ */
+import { spawnSync } from "node:child_process";
+import { GraftError, ProcessError } from "../core/errors.js";
+import { nowNs, sleepSync, waitThreadUntil } from "./poll-wait.js";
+import { cont, detach, PTRACE_EVENT, PTRACE_O, seize } from "./ptrace.js";
+import { findThreadStatus } from "./threads.js";
+
+const SIGSTOP = 19;
+const SIGCONT = 18;
+
+function waitForState(pid: number, state: string, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = findThreadStatus(pid, pid);
+    if (s === undefined)
+      throw new ProcessError("NO_SUCH_PROCESS", `process ${pid} exited before it started`, {
+        pid,
+        op: "start",
+      });
+    if (s.state === state) return;
+    if (Date.now() > deadline) {
+      throw new ProcessError("THREAD_STOP_FAILED", `process ${pid} did not reach state ${state}`, {
+        pid,
+        op: "start",
+      });
+    }
+    sleepSync(1);
+  }
+}
+
+/** Start `argv` stopped right after its exec (see the file comment); returns its PID. */
+export function startStopped(argv: readonly string[], cwd?: string): number {
+  if (argv.length === 0) throw new GraftError("USAGE", "no command given after --");
+  const script = `sh -c 'kill -STOP $$; exec "$@"' sh "$@" 3>&- & echo $! >&3`;
+  const r = spawnSync("sh", ["-c", script, "sh", ...argv], {
+    stdio: ["inherit", "inherit", "inherit", "pipe"],
+    ...(cwd === undefined ? {} : { cwd }),
+  });
+  const pid = Number(String(r.output?.[3] ?? "").trim());
+  if (!Number.isInteger(pid) || pid <= 0) throw new GraftError("USAGE", `could not start ${argv[0]}`);
+  waitForState(pid, "T", 2000);
+  seize(pid, PTRACE_O.PTRACE_O_TRACEEXEC);
+  const deadline = nowNs() + 5_000_000_000n;
+  process.kill(pid, SIGCONT);
+  for (;;) {
+    const status = waitThreadUntil(pid, deadline, pid);
+    if (status === undefined) {
+      throw new ProcessError("THREAD_STOP_FAILED", `${argv[0]} did not reach exec`, { pid, op: "start" });
+    }
+    if (status.kind !== "stopped") {
+      throw new ProcessError("NO_SUCH_PROCESS", `${argv[0]} could not be started (exec failed?)`, {
+        pid,
+        op: "exec",
+      });
+    }
+    if (status.event === PTRACE_EVENT.PTRACE_EVENT_EXEC) break;
+    // The group-stop reported at seize, SIGCONT's delivery: let it go on (suppressing SIGCONT is harmless).
+    cont(pid, 0, pid);
+  }
+  process.kill(pid, SIGSTOP);
+  detach(pid, 0, pid);
+  waitForState(pid, "T", 2000);
+  return pid;
+}
+
+/** Let a process started by startStopped run. */
+export function resumeStarted(pid: number): void {
+  process.kill(pid, SIGCONT);
+}
