@@ -27,19 +27,9 @@ import { findMapping, readMaps } from "../process/maps.js";
 import { openMemory, type ProcessMemory } from "../process/memory.js";
 import { listModules } from "../process/modules.js";
 import { nowNs, waitThreadUntil } from "../process/poll-wait.js";
-import {
-  cont,
-  getEventMsg,
-  getRegs,
-  PTRACE_EVENT,
-  PTRACE_O,
-  SIG,
-  seize,
-  setRegs,
-  singleStep,
-  waitThread,
-} from "../process/ptrace.js";
+import { cont, getRegs, PTRACE_O, SIG, seize, setRegs, singleStep } from "../process/ptrace.js";
 import type { Registers } from "../process/registers.js";
+import { pollSignalStops } from "../process/signal-stops.js";
 import { listThreads } from "../process/threads.js";
 import { loadMainModule } from "./main-module.js";
 import { releaseThreads } from "./release-threads.js";
@@ -188,34 +178,11 @@ export async function breakAt(
     mem.write(address, Uint8Array.of(INT3));
     options.onArmed?.(address, mode);
     while (hits < count && options.shouldStop?.() !== true) {
-      let idle = true;
-      for (const tid of [...threads]) {
-        let status: ReturnType<typeof waitThread>;
-        try {
-          status = waitThread(tid, { noHang: true, pid });
-        } catch {
-          threads.delete(tid);
-          continue;
-        }
-        if (status === undefined) continue;
-        idle = false;
-        if (status.kind === "exited" || status.kind === "signaled") {
-          threads.delete(tid);
-          continue;
-        }
-        if (status.kind !== "stopped") continue;
-        if (status.event === PTRACE_EVENT.PTRACE_EVENT_CLONE) {
-          threads.add(Number(getEventMsg(tid, pid)));
-          cont(tid, 0, pid);
-          continue;
-        }
-        if (status.event !== 0) {
-          cont(tid, 0, pid);
-          continue;
-        }
+      const round = pollSignalStops(pid, threads);
+      for (const { tid, signal } of round.stops) {
         const regs = getRegs(tid, pid);
-        if (status.signal !== SIG.SIGTRAP || regs.rip !== address + 1n) {
-          cont(tid, status.signal, pid);
+        if (signal !== SIG.SIGTRAP || regs.rip !== address + 1n) {
+          cont(tid, signal, pid);
           continue;
         }
         hits++;
@@ -241,7 +208,7 @@ export async function breakAt(
         }
         cont(tid, 0, pid);
       }
-      if (idle) await sleep(2);
+      if (round.idle) await sleep(2);
     }
     return { function: fn.name, address, mode, hits, restored: true };
   } finally {

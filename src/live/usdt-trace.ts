@@ -19,17 +19,8 @@ import { hex } from "../core/hex.js";
 import { decodeUsdtLocation } from "../formats/elf/usdt-location.js";
 import { openMemory } from "../process/memory.js";
 import { processIsAlive } from "../process/process-alive.js";
-import {
-  cont,
-  getEventMsg,
-  getRegs,
-  PTRACE_EVENT,
-  PTRACE_O,
-  SIG,
-  seize,
-  setRegs,
-  waitThread,
-} from "../process/ptrace.js";
+import { cont, getRegs, PTRACE_O, SIG, seize, setRegs } from "../process/ptrace.js";
+import { pollSignalStops } from "../process/signal-stops.js";
 import { listThreads } from "../process/threads.js";
 import { loadMainModule } from "./main-module.js";
 import { releaseThreads } from "./release-threads.js";
@@ -172,30 +163,12 @@ export async function traceUsdt(
         end = "exited";
         break;
       }
-      let idle = true;
-      for (const tid of [...threads]) {
-        let status: ReturnType<typeof waitThread>;
-        try {
-          status = waitThread(tid, { noHang: true, pid });
-        } catch {
-          threads.delete(tid);
-          continue;
-        }
-        if (status === undefined) continue;
-        idle = false;
-        if (status.kind === "exited" || status.kind === "signaled") {
-          threads.delete(tid);
-          continue;
-        }
-        if (status.kind !== "stopped") continue;
-        if (status.event === PTRACE_EVENT.PTRACE_EVENT_CLONE) {
-          threads.add(Number(getEventMsg(tid, pid)));
-          cont(tid, 0, pid);
-        } else if (status.event !== 0) cont(tid, 0, pid);
-        else if (status.signal === SIG.SIGTRAP && hit(tid)) cont(tid, 0, pid);
-        else cont(tid, status.signal, pid);
+      const round = pollSignalStops(pid, threads);
+      for (const { tid, signal } of round.stops) {
+        if (signal === SIG.SIGTRAP && hit(tid)) cont(tid, 0, pid);
+        else cont(tid, signal, pid);
       }
-      if (idle) await sleep(1);
+      if (round.idle) await sleep(1);
     }
     return { probes, events, end };
   } finally {
