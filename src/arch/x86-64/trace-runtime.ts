@@ -8,9 +8,14 @@
  * by storing the record's kind word last), pushes {return-address slot,
  * original return address, fid} on the thread's shadow stack and replaces the function's return
  * address with `exit`; it returns with `ret $8`, dropping the fid. When the function returns into
- * `exit`, the shadow stack is popped down to the entry whose slot is the one just returned through
- * — entries above it belong to frames left without returning (longjmp), recorded as `unwound` —
- * an exit record is written, and `exit` jumps to the original address.
+ * `exit`, the thread's shadow stack is searched from the top for the entry whose slot is the one
+ * just returned through; an exit record is written, that entry is removed, and `exit` jumps to the
+ * original address. A thread may run traced frames on several stacks at once (ucontext coroutines
+ * switched from inside traced calls, a handler on a sigaltstack), so the entries above the match
+ * are not all dead: only those whose slot lies less than SAME_STACK_REACH below the returning slot
+ * were left by a longjmp on the same stack (a longjmp only moves rsp up, over the frames it skips)
+ * and are recorded as `unwound` and dropped; the others stay (the stack is compacted over the
+ * removed ones) and return later through their own slots.
  *
  * Every register the code touches is saved and restored (gcc's -fipa-ra lets a caller keep values
  * in caller-saved registers across a call to a function that leaves them alone, so even those
@@ -70,6 +75,16 @@ const SAVED: readonly Reg[] = [R.rax, R.rcx, R.rdx, R.rsi, R.rdi, R.r8, R.r9, R.
 const FRAME = SAVED.length * 8;
 /** Where a saved register sits relative to rsp after the pushes. */
 const savedAt = (r: Reg): number => FRAME - 8 - SAVED.indexOf(r) * 8;
+/**
+ * How far below a returning slot an entry above it counts as a frame of the same stack, left by
+ * longjmp. Two stacks closer than this with traced frames on both (coroutine stacks smaller than
+ * it, side by side) could take a live frame for a dead one, whose return then finds no entry; a
+ * longjmp over more than this much stack (or a siglongjmp off a sigaltstack) leaves its entries in
+ * place instead: not recorded as unwound, they take room until the shadow stack is full (further
+ * calls counted as `shadowFull`) — a loss of events, never of the target. 32 KiB is far above the
+ * frames a longjmp usually skips and below the usual coroutine stack (64 KiB and up).
+ */
+export const SAME_STACK_REACH = 32 * 1024;
 
 function saveAll(e: X86Emitter): void {
   for (const r of SAVED) e.push(r);
@@ -233,6 +248,18 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   emitEntry("entry", false);
   emitEntry("entry_args", true);
 
+  // rax = entry `index` of the shadow block r9; jumps to `keep` unless its slot lies in
+  // [r10 − SAME_STACK_REACH, r10), i.e. it was left by a longjmp on the stack r10 is on. Clobbers rsi.
+  const unwoundTest = (index: Reg, keep: string): void => {
+    e.mov(R.rax, index, 32);
+    e.shl(R.rax, 5);
+    e.alu("add", R.rax, R.r9);
+    e.mov(R.rsi, R.r10);
+    e.aluLoad("sub", R.rsi, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot);
+    e.aluImm("cmp", R.rsi, SAME_STACK_REACH);
+    e.jcc(CC.ae, keep); // unsigned: a slot above r10 wraps to a huge distance
+  };
+
   // exit: entered by the traced function's `ret`; rsp is one word above the hijacked slot.
   e.align(16);
   e.bind("exit");
@@ -243,27 +270,67 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.lea(R.r10, R.rsp, FRAME);
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
-  e.bind("exit.search");
+  e.bind("exit.search"); // the topmost entry whose slot is the one just returned through
   e.test(R.rcx, R.rcx, 32);
   e.jcc(CC.e, "exit.other");
   e.dec(R.rcx, 32);
-  e.load(R.r9, R.rdi, SLOT.shadow);
   e.mov(R.rax, R.rcx, 32);
   e.shl(R.rax, 5);
-  e.alu("add", R.r9, R.rax); // r9 = block + index × 32: entry fields at SHADOW_ENTRIES_OFFSET
-  e.cmpMem(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
-  e.jcc(CC.e, "exit.match");
+  e.alu("add", R.rax, R.r9); // block + index × 32: entry fields at SHADOW_ENTRIES_OFFSET
+  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+  e.jcc(CC.ne, "exit.search");
+  // ecx = m, the match. Entries above it that sit just below the returning slot were left by a
+  // longjmp on this stack: record them as unwound (top first). The others belong to another stack
+  // (a coroutine's, a signal's alternate stack) and stay: they return later through their own slots.
+  e.load(R.rdx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("exit.unwound");
+  e.dec(R.rdx, 32);
+  e.alu("cmp", R.rdx, R.rcx, 32);
+  e.jcc(CC.be, "exit.matched");
+  unwoundTest(R.rdx, "exit.unwound");
+  e.push(R.rcx);
+  e.push(R.rdx);
+  e.mov(R.r9, R.rax); // rax: the entry, from unwoundTest
+  e.mov(R.rcx, R.rdx, 32);
   e.movImm64(R.r11, BigInt(RECORD_KIND.unwound) << 56n);
   e.call("emit_exit");
   e.incMem(R.rdi, SLOT.unwound);
-  e.jmp("exit.search");
-  e.bind("exit.match");
+  e.pop(R.rdx);
+  e.pop(R.rcx);
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.jmp("exit.unwound");
+  e.bind("exit.matched");
+  e.mov(R.rax, R.rcx, 32);
+  e.shl(R.rax, 5);
+  e.alu("add", R.r9, R.rax);
   e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
   exitRecord((x) => `exit.record.${x}`);
   e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
   e.store(R.rsp, FRAME, R.rax);
-  e.load(R.rax, R.rdi, SLOT.shadow);
-  e.store(R.rax, SHADOW_DEPTH, R.rcx, 32);
+  // Compact: the entries above m that stay move down over m and the unwound ones (r8 = where the
+  // next kept entry goes, edx = the entry looked at, r11d = the depth).
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.mov(R.r8, R.rcx, 32);
+  e.mov(R.rdx, R.rcx, 32);
+  e.load(R.r11, R.r9, SHADOW_DEPTH, 32);
+  e.bind("exit.compact");
+  e.inc(R.rdx, 32);
+  e.alu("cmp", R.rdx, R.r11, 32);
+  e.jcc(CC.ae, "exit.compacted");
+  unwoundTest(R.rdx, "exit.keep");
+  e.jmp("exit.compact");
+  e.bind("exit.keep");
+  e.mov(R.rcx, R.r8, 32);
+  e.shl(R.rcx, 5);
+  e.alu("add", R.rcx, R.r9);
+  for (let k = 0; k < 32; k += 8) {
+    e.load(R.rsi, R.rax, SHADOW_ENTRIES_OFFSET + k);
+    e.store(R.rcx, SHADOW_ENTRIES_OFFSET + k, R.rsi);
+  }
+  e.inc(R.r8, 32);
+  e.jmp("exit.compact");
+  e.bind("exit.compacted");
+  e.store(R.r9, SHADOW_DEPTH, R.r8, 32);
   e.bind("exit.leave");
   restoreAll(e);
   // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
@@ -299,8 +366,9 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.aluImm("add", R.rsi, SLOT_BYTES);
   e.dec(R.rdx, 32);
   e.jcc(CC.ne, "exit.other.slot");
-  // No shadow entry anywhere: the original address is unknown. Only when a thread switched stacks
-  // under a traced frame (ucontext, coroutines), which is not supported.
+  // No shadow entry anywhere: the original address is unknown and execution cannot go on. Reached
+  // only when an entry was dropped as unwound though its frame was live: a frame of another stack
+  // lying less than SAME_STACK_REACH below the returning slot (see there).
   e.bind("exit.lost");
   e.ud2();
 
