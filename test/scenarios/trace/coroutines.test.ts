@@ -14,7 +14,8 @@ import { ensureBuilt, runGraft } from "../../support/graft-cli.js";
 
 const source = join(repoRoot, "test/scenarios/trace/coroutines.c");
 const dir = mkdtempSync(join(tmpdir(), "graft-trace-co-"));
-const env = { GRAFT_STATE_DIR: dir };
+// -pg builds write gmon.out on exit: keep it out of the working directory.
+const env = { GRAFT_STATE_DIR: dir, GMON_OUT_PREFIX: join(dir, "gmon") };
 
 const ROUNDS = 500; // coroutines.c
 const JUMPS = ROUNDS / 50;
