@@ -10,8 +10,8 @@
  *    discussion; Linux text_poke_bp starts the same way), so the threads need not be stopped.
  * 3. Poll the threads (waitpid WNOHANG): a SIGTRAP stop with rip = site + 1 is a hit. Other signals
  *    are delivered as they come, new threads continued.
- * 4. On a hit, read the registers, the arguments (rdi, rsi, rdx, rcx, r8, r9) and a frame-pointer
- *    backtrace, report, and continue: when the replaced byte was a one-byte NOP (gcc's sled), the
+ * 4. On a hit, read the registers, the arguments (rdi, rsi, rdx, rcx, r8, r9) and a backtrace
+ *    (process/unwind.ts), report, and continue: when the replaced byte was a one-byte NOP (gcc's sled), the
  *    thread just goes on at site + 1 (skipping a NOP is exact, and the trap stays armed); otherwise
  *    the original byte is put back, the thread single-steps it and the int3 is re-armed (another
  *    thread passing meanwhile is not stopped).
@@ -23,14 +23,15 @@ import { listFunctions } from "../analysis/functions.js";
 import { getLiveArchForMachine } from "../arch/index.js";
 import { GraftError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
-import { findMapping, readMaps } from "../process/maps.js";
-import { openMemory, type ProcessMemory } from "../process/memory.js";
+import { readMaps } from "../process/maps.js";
+import { openMemory } from "../process/memory.js";
 import { listModules } from "../process/modules.js";
 import { nowNs, waitThreadUntil } from "../process/poll-wait.js";
 import { cont, getRegs, PTRACE_O, SIG, seize, setRegs, singleStep } from "../process/ptrace.js";
 import type { Registers } from "../process/registers.js";
 import { pollSignalStops } from "../process/signal-stops.js";
 import { listThreads } from "../process/threads.js";
+import { Unwinder } from "../process/unwind.js";
 import { loadMainModule } from "./main-module.js";
 import { releaseThreads } from "./release-threads.js";
 import { lockTarget } from "./target-lock.js";
@@ -50,10 +51,7 @@ export interface BreakHit {
   readonly registers: Registers;
   /** rdi, rsi, rdx, rcx, r8, r9: the first six integer/pointer arguments (SysV x86-64). */
   readonly args: readonly bigint[];
-  /**
-   * Innermost first: the function, its return address, then the frame-pointer chain (frames of code
-   * built without frame pointers are missing). An .eh_frame unwinder belongs in process/unwind.ts.
-   */
+  /** Innermost first: the function, then every caller the unwinder found (process/unwind.ts). */
   readonly backtrace: readonly Frame[];
 }
 
@@ -98,35 +96,21 @@ function symbolizer(pid: number, mainFunctions: { name: string; address: bigint;
   };
 }
 
-function backtrace(
-  pid: number,
-  mem: ProcessMemory,
-  regs: Registers,
-  name: (a: bigint) => string | undefined,
-): Frame[] {
-  const frames: Frame[] = [{ address: regs.rip - 1n, symbol: name(regs.rip - 1n) }];
-  const word = (a: bigint): bigint | undefined => {
-    try {
-      return new DataView(mem.read(a, 8).buffer).getBigUint64(0, true);
-    } catch {
-      return undefined;
-    }
-  };
-  // At the entry nothing is pushed yet: the return address is at rsp, the caller's frame at rbp.
-  const ret = word(regs.rsp);
-  if (ret !== undefined) frames.push({ address: ret, symbol: name(ret) });
-  const stack = findMapping(readMaps(pid), regs.rsp);
-  let fp = regs.rbp;
-  for (let i = 0; i < 64 && stack !== undefined; i++) {
-    if (fp < regs.rsp || fp + 16n > stack.end || (fp & 7n) !== 0n) break;
-    const next = word(fp);
-    const at = word(fp + 8n);
-    if (next === undefined || at === undefined || at === 0n) break;
-    frames.push({ address: at, symbol: name(at) });
-    if (next <= fp) break;
-    fp = next;
+/**
+ * The thread's frames, innermost first, through the process layer's unwinder (CFI, frame pointers
+ * where there is none). The thread trapped on the int3 at the function's first byte, so it is
+ * unwound as standing at that byte: nothing of the function's frame exists yet. Built per hit, since
+ * the process may have loaded modules since the last one.
+ */
+function backtrace(pid: number, regs: Registers, name: (a: bigint) => string | undefined): Frame[] {
+  const unwinder = new Unwinder(pid, readMaps(pid));
+  try {
+    return unwinder
+      .unwind({ ...regs, rip: regs.rip - 1n })
+      .frames.map((f) => ({ address: f.pc, symbol: name(f.pc) }));
+  } finally {
+    unwinder.close();
   }
-  return frames;
 }
 
 /** Break at `functionName` in process `pid` (see the file comment). */
@@ -193,7 +177,7 @@ export async function breakAt(
           address,
           registers: regs,
           args: [regs.rdi, regs.rsi, regs.rdx, regs.rcx, regs.r8, regs.r9],
-          backtrace: backtrace(pid, mem, regs, name),
+          backtrace: backtrace(pid, regs, name),
         });
         if (mode === "step") {
           mem.write(address, Uint8Array.of(original));

@@ -33,7 +33,7 @@ export function renderHit(h: BreakHit): string {
   const regs = REGISTERS.map((r) => `${r.padStart(7)} ${hex(h.registers[r]).padStart(18)}`);
   for (let i = 0; i < regs.length; i += 3) out += `${regs.slice(i, i + 3).join("  ")}\n`;
   out += `  args: ${h.args.map((a, i) => `arg${i + 1}=${hex(a)}`).join(" ")}\n`;
-  out += "  backtrace (frame pointers):\n";
+  out += "  backtrace:\n";
   h.backtrace.forEach((f, i) => {
     out += `    #${i} ${hex(f.address)} ${f.symbol ?? "?"}\n`;
   });
@@ -61,8 +61,8 @@ export function registerBreak(
     .description(
       "Put a breakpoint (int3) on a function of a running process's main executable — on its patch\n" +
         "site's first byte when it has one — and, each time a thread reaches it, print the thread's\n" +
-        "registers, its first six arguments and a frame-pointer backtrace, then let it continue (or wait\n" +
-        "for Enter with --wait). The other threads keep running. The original byte is restored at the end.",
+        "registers, its first six arguments and a backtrace (.eh_frame CFI, else frame pointers), then\n" +
+        "let it continue (or wait for Enter with --wait). The other threads keep running. The original byte is restored at the end.",
     )
     .argument("<pid>", "the process")
     .argument("<function>", "the function to stop at")
