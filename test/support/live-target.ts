@@ -121,6 +121,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Poll `what` every 10 ms until it holds; fail naming `label` after `timeoutMs`. */
+export async function waitFor(what: () => boolean, label: string, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!what()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
+    await sleep(10);
+  }
+}
+
 /**
  * Wait for a status line printed after tick `after` (if given) that satisfies `accept`. Fails fast,
  * with the last lines printed, when the target dies or the time runs out.

@@ -18,8 +18,8 @@ import {
   maps,
   output,
   readMem,
-  sleep,
   startTarget,
+  waitFor,
 } from "../../support/live-target.js";
 
 const source = join(repoRoot, "test/scenarios/trace/target.c");
@@ -30,14 +30,6 @@ afterEach(() => {
   target = undefined;
 });
 beforeAll(() => ensureBuilt());
-
-async function waitFor(what: () => boolean, label: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await sleep(10);
-  }
-}
 
 function textMatchesFile(pid: number, exe: string): boolean {
   const file = readFileSync(exe);

@@ -20,8 +20,8 @@ import {
   maps,
   output,
   readMem,
-  sleep,
   startTarget,
+  waitFor,
 } from "../../support/live-target.js";
 
 const source = join(repoRoot, "test/scenarios/trace/target.c");
@@ -85,14 +85,6 @@ afterEach(() => {
 });
 
 beforeAll(() => ensureBuilt());
-
-async function waitFor(what: () => boolean, label: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await sleep(10);
-  }
-}
 
 /** Start `graft trace` in the background; resolves once it says it is tracing. */
 async function startGraft(
