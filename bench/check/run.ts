@@ -11,14 +11,17 @@
  */
 import { spawnSync } from "node:child_process";
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
+import {
+  type CommandSample,
+  cli,
+  ensureCliBuilt,
+  measureCommand,
+  median,
+} from "../support/command-sample.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const cli = join(repoRoot, "dist/cli/main.js");
 const SCAN_ROOTS = ["/usr/bin", "/usr/lib", "/usr/local", "/opt", "/root/.cargo", "/root/.rustup"];
 const RUNS = 3;
-const GNU_TIME = "/usr/bin/time";
 
 const ET_EXEC = 2;
 const ET_DYN = 3;
@@ -94,45 +97,6 @@ function scan(roots: readonly string[]): { path: string; size: number }[] {
   return out.sort((a, b) => b.size - a.size);
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-interface Sample {
-  seconds: number;
-  rssKb: number | undefined;
-}
-
-/** Run `cmd args > /dev/null` once: wall clock, and peak RSS through GNU time when it is there. */
-function measure(cmd: string, args: readonly string[]): Sample {
-  const devnull = openSync("/dev/null", "w");
-  const timed = existsSync(GNU_TIME);
-  const start = process.hrtime.bigint();
-  const r = timed
-    ? spawnSync(GNU_TIME, ["-f", "%M", cmd, ...args], {
-        stdio: ["ignore", devnull, "pipe"],
-        maxBuffer: 1 << 26,
-      })
-    : spawnSync(cmd, args, { stdio: ["ignore", devnull, "pipe"], maxBuffer: 1 << 26 });
-  const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-  closeSync(devnull);
-  const stderr = r.stderr?.toString() ?? "";
-  if (r.status !== 0)
-    throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status}: ${stderr.slice(-500)}`);
-  const rss = timed ? Number(stderr.trim().split("\n").pop()) : Number.NaN;
-  return { seconds, rssKb: Number.isFinite(rss) ? rss : undefined };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
 function mb(kb: number | undefined): string {
   return kb === undefined ? "n/a" : `${(kb / 1024).toFixed(0)} MB`;
 }
@@ -152,11 +116,7 @@ function main(): void {
   }
   const size = statSync(file).size;
 
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newestMtime(join(repoRoot, "src"))) {
-    process.stderr.write("building dist/ (npm run build)...\n");
-    const b = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
-    if (b.status !== 0) throw new Error("npm run build failed");
-  }
+  ensureCliBuilt();
 
   process.stderr.write(`file: ${file} (${(size / 1e6).toFixed(1)} MB)\n`);
   // Warm the page cache and learn the function count (untimed).
@@ -167,18 +127,18 @@ function main(): void {
   if (summary.status !== 0) throw new Error(`graft check --summary failed: ${summary.stderr}`);
   const functions = /functions: (\d+), redirectable: (\d+) \(([\d.]+)%\)/.exec(summary.stdout);
 
-  const graft: Sample[] = [];
-  const objdump: Sample[] = [];
+  const graft: CommandSample[] = [];
+  const objdump: CommandSample[] = [];
   for (let i = 0; i < RUNS; i++) {
     process.stderr.write(`run ${i + 1}/${RUNS}: graft check...`);
-    graft.push(measure("node", [cli, "check", file, "--json"]));
-    process.stderr.write(` ${graft[i]!.seconds.toFixed(2)} s; objdump -d...`);
-    objdump.push(measure(objdumpFor(file), ["-d", file]));
-    process.stderr.write(` ${objdump[i]!.seconds.toFixed(2)} s\n`);
+    graft.push(measureCommand("node", [cli, "check", file, "--json"]));
+    process.stderr.write(` ${graft[i]!.wall.toFixed(2)} s; objdump -d...`);
+    objdump.push(measureCommand(objdumpFor(file), ["-d", file]));
+    process.stderr.write(` ${objdump[i]!.wall.toFixed(2)} s\n`);
   }
-  const g = median(graft.map((s) => s.seconds));
-  const o = median(objdump.map((s) => s.seconds));
-  const peak = (xs: Sample[]): number | undefined =>
+  const g = median(graft.map((s) => s.wall));
+  const o = median(objdump.map((s) => s.wall));
+  const peak = (xs: CommandSample[]): number | undefined =>
     xs.some((s) => s.rssKb === undefined) ? undefined : Math.max(...xs.map((s) => s.rssKb!));
 
   const rows = [
@@ -186,13 +146,13 @@ function main(): void {
     [
       `graft check --json > /dev/null`,
       `${g.toFixed(2)} s`,
-      graft.map((s) => s.seconds.toFixed(2)).join(" "),
+      graft.map((s) => s.wall.toFixed(2)).join(" "),
       mb(peak(graft)),
     ],
     [
       `${objdumpFor(file)} -d > /dev/null`,
       `${o.toFixed(2)} s`,
-      objdump.map((s) => s.seconds.toFixed(2)).join(" "),
+      objdump.map((s) => s.wall.toFixed(2)).join(" "),
       mb(peak(objdump)),
     ],
   ];

@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
 import { diffBuilds } from "../../src/analysis/diff/diff-builds.js";
 import { x86_64 } from "../../src/arch/index.js";
 import { readElfFile } from "../../src/formats/elf/elf-file.js";
+import { median } from "../support/command-sample.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const cli = join(repoRoot, "dist/cli/main.js");
@@ -59,11 +60,6 @@ function build(tree: string, patched: boolean): string {
   const exe = join(tree, "prog");
   execFileSync("gcc", ["-O2", "-o", exe, main, ...sources]);
   return exe;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 function time(f: () => void): number {

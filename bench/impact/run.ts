@@ -9,16 +9,18 @@
  *
  *   npx tsx bench/impact/run.ts [FILE [FUNC]]        (npm run bench:impact -- [FILE [FUNC]])
  */
-import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, statSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { existsSync, statSync } from "node:fs";
+import { resolve } from "node:path";
 import { readElfFile } from "../../src/formats/elf/elf-file.js";
+import {
+  type CommandSample,
+  cli,
+  ensureCliBuilt,
+  measureCommand,
+  median,
+} from "../support/command-sample.js";
 
-const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const cli = join(repoRoot, "dist/cli/main.js");
 const RUNS = 3;
-const GNU_TIME = "/usr/bin/time";
 
 function libcDebugFile(): string | undefined {
   const libc = "/lib/x86_64-linux-gnu/libc.so.6";
@@ -29,53 +31,11 @@ function libcDebugFile(): string | undefined {
   return path !== undefined && existsSync(path) ? path : undefined;
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
-interface Sample {
-  readonly wall: number;
-  readonly cpu: number | undefined;
-  readonly rssKb: number | undefined;
-}
-
-/** Run `cmd args > /dev/null` once: wall clock, and CPU time and peak RSS through GNU time when it is there. */
-function measure(cmd: string, args: readonly string[]): Sample {
-  const devnull = openSync("/dev/null", "w");
-  const timed = existsSync(GNU_TIME);
-  const start = process.hrtime.bigint();
-  const r = timed
-    ? spawnSync(GNU_TIME, ["-f", "%U %S %M", cmd, ...args], {
-        stdio: ["ignore", devnull, "pipe"],
-        maxBuffer: 1 << 26,
-      })
-    : spawnSync(cmd, args, { stdio: ["ignore", devnull, "pipe"], maxBuffer: 1 << 26 });
-  const wall = Number(process.hrtime.bigint() - start) / 1e9;
-  closeSync(devnull);
-  const stderr = r.stderr?.toString() ?? "";
-  if (r.status !== 0)
-    throw new Error(`${cmd} ${args.join(" ")} exited with ${r.status}: ${stderr.slice(-500)}`);
-  if (!timed) return { wall, cpu: undefined, rssKb: undefined };
-  const [user, sys, rss] = stderr.trim().split("\n").pop()!.split(" ").map(Number);
-  return { wall, cpu: user! + sys!, rssKb: rss };
-}
-
-const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
 function main(): void {
   const file = process.argv[2] === undefined ? libcDebugFile() : resolve(process.argv[2]);
   if (file === undefined) throw new Error("no FILE given and no libc debug file (apt-get install libc6-dbg)");
   const func = process.argv[3] ?? "malloc";
-  if (!existsSync(cli) || statSync(cli).mtimeMs < newestMtime(join(repoRoot, "src"))) {
-    process.stderr.write("building dist/ (npm run build)...\n");
-    const b = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
-    if (b.status !== 0) throw new Error("npm run build failed");
-  }
+  ensureCliBuilt();
   const elf = readElfFile(file);
   const info = elf.findSection(".debug_info");
   process.stderr.write(
@@ -87,18 +47,18 @@ function main(): void {
     [`graft impact ${func}`, "node", [cli, "impact", file, func]],
     ["readelf -wN --debug-dump=info", "readelf", ["-wN", "--debug-dump=info", file]],
   ];
-  measure(commands[2]![1], commands[2]![2]); // warm the page cache
-  const samples = commands.map(() => [] as Sample[]);
+  measureCommand(commands[2]![1], commands[2]![2]); // warm the page cache
+  const samples = commands.map(() => [] as CommandSample[]);
   for (let i = 0; i < RUNS; i++)
     for (const [k, [label, cmd, args]] of commands.entries()) {
       process.stderr.write(`run ${i + 1}/${RUNS}: ${label}...`);
-      samples[k]!.push(measure(cmd, args));
+      samples[k]!.push(measureCommand(cmd, args));
       process.stderr.write(` ${samples[k]![i]!.wall.toFixed(2)} s\n`);
     }
-  const cpu = (xs: Sample[]) =>
+  const cpu = (xs: CommandSample[]) =>
     xs.some((s) => s.cpu === undefined) ? undefined : median(xs.map((s) => s.cpu!));
-  const wall = (xs: Sample[]) => median(xs.map((s) => s.wall));
-  const rss = (xs: Sample[]) =>
+  const wall = (xs: CommandSample[]) => median(xs.map((s) => s.wall));
+  const rss = (xs: CommandSample[]) =>
     xs.some((s) => s.rssKb === undefined)
       ? "n/a"
       : `${(Math.max(...xs.map((s) => s.rssKb!)) / 1024).toFixed(0)} MB`;
@@ -113,7 +73,7 @@ function main(): void {
   }
   const ratio = (a: number | undefined, b: number | undefined) =>
     a === undefined || b === undefined ? "n/a" : (a / b).toFixed(2);
-  const [all, one, peer] = samples as [Sample[], Sample[], Sample[]];
+  const [all, one, peer] = samples as [CommandSample[], CommandSample[], CommandSample[]];
   console.log(
     `\nratio readelf/graft --all: wall ${ratio(wall(peer), wall(all))}, CPU ${ratio(cpu(peer), cpu(all))} (> 1: graft is faster)`,
   );

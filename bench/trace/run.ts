@@ -20,6 +20,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { median } from "../support/command-sample.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "../..");
@@ -50,11 +51,6 @@ function parseSample(text: string, what: string): Sample {
   const m = /calls (\d+) elapsed_ns (\d+) cpu_ns (\d+) result (.*)$/m.exec(text);
   if (m === null) throw new Error(`${what}: no result line in:\n${text}`);
   return { calls: Number(m[1]), wallNs: Number(m[2]), cpuNs: Number(m[3]), result: m[4]! };
-}
-
-function median(values: readonly number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 function build(dir: string, name: string, compiler: string, flags: string[]): string {
