@@ -152,7 +152,8 @@ export class TraceSession {
   readonly dataBase: bigint;
   /** The private shadow blocks (anonymous memory of the target). */
   readonly privateBase: bigint;
-  readonly exitAddress: bigint;
+  /** Per function id, the address its followed calls' return-address slots hold (the stub's return point). */
+  readonly returnPoints: ReadonlyMap<number, bigint>;
   readonly tidOffset: number;
   readonly clockStart: TscSample;
   clockEnd: TscSample | undefined;
@@ -177,7 +178,7 @@ export class TraceSession {
     codeSize: bigint;
     dataBase: bigint;
     privateBase: bigint;
-    exitAddress: bigint;
+    returnPoints: ReadonlyMap<number, bigint>;
     tidOffset: number;
     fd: number;
     writes: SiteWrite[];
@@ -192,7 +193,7 @@ export class TraceSession {
     this.codeSize = init.codeSize;
     this.dataBase = init.dataBase;
     this.privateBase = init.privateBase;
-    this.exitAddress = init.exitAddress;
+    this.returnPoints = init.returnPoints;
     this.tidOffset = init.tidOffset;
     this.#fd = init.fd;
     this.#writes = init.writes;
@@ -417,7 +418,7 @@ export class TraceSession {
   }
 
   /**
-   * Put back the original return address in every stack slot that still holds the exit trampoline,
+   * Put back the original return address in every stack slot that still holds its stub's return point,
    * newest shadow entry first, live threads' slots before those of threads that are gone (so a stack
    * reused by a new thread is fixed from the new thread's entries).
    */
@@ -431,8 +432,6 @@ export class TraceSession {
         Number(!live.has(table.readUInt32LE(b * SLOT_BYTES))),
     );
     let restored = 0;
-    const exit = Buffer.alloc(8);
-    exit.writeBigUInt64LE(this.exitAddress);
     for (const i of order) {
       if (table.readUInt32LE(i * SLOT_BYTES + SLOT.tid) === 0) continue;
       const block = this.privateBase + BigInt(i * this.layout.shadowBlockBytes);
@@ -457,7 +456,9 @@ export class TraceSession {
         } catch {
           continue;
         }
-        if (!Buffer.from(now).equals(exit)) continue;
+        const fid = shadow.readUInt32LE(d * SHADOW_ENTRY_BYTES + SHADOW.fid);
+        const returnPoint = this.returnPoints.get(fid);
+        if (returnPoint === undefined || Buffer.from(now).readBigUInt64LE(0) !== returnPoint) continue;
         mem.write(slot, original);
         restored++;
       }
@@ -734,7 +735,9 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
           writes.push({ address: piece.address, bytes: piece.bytes, original, room: piece.room });
         }
       }
-      const exitAddress = codeBase + BigInt(runtime.exitOffset);
+      const returnPoints = new Map(
+        planned.map((p, i) => [p.fn.fid, region.start + BigInt(runtime.returnPoints[i]!)] as const),
+      );
       setup.resume();
       const { pause } = writeWhileStopped(
         pid,
@@ -759,7 +762,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         codeSize,
         dataBase,
         privateBase,
-        exitAddress,
+        returnPoints,
         tidOffset,
         fd,
         writes,

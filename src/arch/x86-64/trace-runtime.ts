@@ -66,6 +66,11 @@ export interface RuntimeCode {
   readonly code: Uint8Array;
   /** Offset of each function's stub, in the order of `functions`. */
   readonly stubs: readonly number[];
+  /**
+   * Offset of each function's return point (in the order of `functions`): the address a followed
+   * call's return-address slot holds while the function runs.
+   */
+  readonly returnPoints: readonly number[];
   readonly entryOffset: number;
   readonly exitOffset: number;
 }
@@ -85,6 +90,13 @@ const savedAt = (r: Reg): number => FRAME - 8 - SAVED.indexOf(r) * 8;
  * frames a longjmp usually skips and below the usual coroutine stack (64 KiB and up).
  */
 export const SAME_STACK_REACH = 32 * 1024;
+
+/**
+ * Bytes of a stub from the return of `call entry` to the function's own instructions: the call-through
+ * (`lea 8(%rsp),%rsp`, `call body`) and the return point (`jmp exit`). `entry` adds it to its return
+ * address for a call it does not follow.
+ */
+const UNTRACED_SKIP = 15;
 
 function saveAll(e: X86Emitter): void {
   for (const r of SAVED) e.push(r);
@@ -225,9 +237,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, R.r11, 32);
     e.inc(R.rcx, 32);
     e.store(R.r10, SHADOW_DEPTH, R.rcx, 32); // the entry is complete before it counts
-    e.movImm64(R.rax, request.codeBase + BigInt(0)); // patched below to the exit address
-    const exitImmediate = e.here - 8;
-    e.store(R.rsp, RET_SLOT, R.rax);
     e.bind(L("out"));
     restoreAll(e);
     e.retPop(8);
@@ -236,15 +245,17 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.jmp(L("shadow"));
     e.bind(L("overflow"));
     e.incMem(R.rdi, SLOT.overflow);
-    e.jmp(L("out"));
+    e.jmp(L("untraced"));
     e.bind(L("noslot"));
     e.movImm64(R.rax, dataBase);
     e.incMem(R.rax, HEADER.noSlot, true);
+    // Not followed: return past the stub's call-through, straight to the function (no shadow entry
+    // is there for an exit to find).
+    e.bind(L("untraced"));
+    e.addMemImm8(R.rsp, FRAME, UNTRACED_SKIP);
     e.jmp(L("out"));
-    exitPatches.push(exitImmediate);
   };
 
-  const exitPatches: number[] = [];
   emitEntry("entry", false);
   emitEntry("entry_args", true);
 
@@ -333,12 +344,9 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.store(R.r9, SHADOW_DEPTH, R.r8, 32);
   e.bind("exit.leave");
   restoreAll(e);
-  // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
-  // return-stack-buffer entry of this call, so another `ret` would misalign it for the callers
-  // (each of their returns mispredicted). The slot just below rsp is in the red zone, which the
-  // kernel never overwrites with a signal frame (x86-64 SysV ABI §3.2.2).
-  e.lea(R.rsp, R.rsp, 8);
-  e.jmpMem(R.rsp, -8);
+  // `ret`: the function's own return was into the stub's call-through, so the return-stack buffer
+  // still holds the caller's call of the function on top, and this return is predicted.
+  e.ret();
 
   // No entry in this thread's own stack: a child forked inside traced calls returns through frames
   // its parent thread entered. Its private copy of the shadow blocks has them (as at the fork):
@@ -407,17 +415,23 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.ret();
 
   const stubs: number[] = [];
-  for (const f of request.functions) {
+  const returnPoints: number[] = [];
+  for (const [i, f] of request.functions.entries()) {
     e.align(16);
     stubs.push(e.here);
     e.pushImm(f.fid);
     e.call(f.args ? "entry_args" : "entry");
+    const afterEntry = e.here;
+    e.lea(R.rsp, R.rsp, 8); // the caller's return address (kept in the shadow entry) goes
+    if (f.displaced === undefined) e.callAbsolute(request.codeBase, f.resume);
+    else e.call(`stub${i}.body`);
+    returnPoints.push(e.here);
+    e.jmp("exit");
+    e.bind(`stub${i}.body`);
+    if (e.here - afterEntry !== UNTRACED_SKIP) throw new Error("trace stub layout changed");
     if (f.displaced !== undefined) e.raw(...f.displaced);
     e.jmpAbsolute(request.codeBase, f.resume);
   }
   const code = e.finish();
-  const exitAt = request.codeBase + BigInt(e.offsetOf("exit"));
-  const view = new DataView(code.buffer);
-  for (const at of exitPatches) view.setBigUint64(at, exitAt, true);
-  return { code, stubs, entryOffset: e.offsetOf("entry"), exitOffset: e.offsetOf("exit") };
+  return { code, stubs, returnPoints, entryOffset: e.offsetOf("entry"), exitOffset: e.offsetOf("exit") };
 }
