@@ -71,7 +71,7 @@ describe("X86Emitter", () => {
     ]);
   });
 
-  it("generates a runtime objdump decodes whole, with stubs that jump back to each site", () => {
+  it("generates a runtime objdump decodes whole, with stubs that call through to each function", () => {
     const r = generateTraceRuntime({
       codeBase: 0x10000n,
       dataBase: 0x7f0000000000n,
@@ -80,20 +80,37 @@ describe("X86Emitter", () => {
       maxDepth: 100,
       functions: [
         { fid: 0, resume: 0x20005n, args: false },
-        { fid: 1, resume: 0x20105n, args: true },
+        { fid: 1, resume: 0x20105n, args: true, displaced: Uint8Array.of(0x55, 0x48, 0x89, 0xe5) },
       ],
     });
     const lines = objdump(r.code, 0x10000n);
     expect(lines.filter((l) => l.includes("(bad)"))).toEqual([]);
-    const last = lines.slice(-3);
-    expect(last[0]).toBe("push $0x1");
-    expect(last[1]).toMatch(/^call 0x1[0-9a-f]{4}$/);
-    expect(lines.slice(-7, -4)).toEqual([
+    const at = (offset: number) => `0x${(0x10000 + offset).toString(16)}`;
+    const exit = `jmp ${at(r.exitOffset)}`;
+    // Stub 0 (sled site): the function is called with the caller's return-address slot as its own.
+    const stub0 = lines.slice(0, lines.lastIndexOf("push $0x0") + 6);
+    expect(stub0.slice(-6)).toEqual([
       "push $0x0",
-      `call 0x${(0x10000 + r.entryOffset).toString(16)}`,
+      `call ${at(r.entryOffset)}`,
+      "lea 0x8(%rsp),%rsp",
+      "call 0x20005",
+      exit,
       "jmp 0x20005",
     ]);
-    expect(last[2]).toBe("jmp 0x20105");
-    expect(lines).toContain(`movabs $0x${(0x10000 + r.exitOffset).toString(16)},%rax`);
+    // Stub 1 (displaced instructions): called through a body that runs them, then goes on.
+    const body = at(r.returnPoints[1]! + 5);
+    expect(lines.slice(-8)).toEqual([
+      "push $0x1",
+      expect.stringMatching(/^call 0x1[0-9a-f]{4}$/),
+      "lea 0x8(%rsp),%rsp",
+      `call ${body}`,
+      exit,
+      "push %rbp",
+      "mov %rsp,%rbp",
+      "jmp 0x20105",
+    ]);
+    // A call the runtime does not follow returns to the body, 15 bytes past the entry call.
+    expect(lines).toContain("addq $0xf,0x48(%rsp)");
+    expect(r.returnPoints.map((p, i) => p - r.stubs[i]!)).toEqual([20, 20]);
   });
 });
