@@ -24,6 +24,7 @@ import { globToRegExp } from "../analysis/glob.js";
 import { chooseTraceSite } from "../analysis/trace-site.js";
 import { getLiveArchForMachine } from "../arch/index.js";
 import {
+  committedLength,
   HEADER,
   RECORD_BYTES,
   RECORD_KIND,
@@ -63,6 +64,8 @@ const SYS_MEMFD_CREATE = 319;
 const MFD_CLOEXEC = 1;
 const MAP_POPULATE = 0x8000;
 const PAGE = 4096n;
+/** Drained records are kept in chunks of this size (fewer, larger allocations than one per drain). */
+const CHUNK_BYTES = 32 << 20;
 
 export interface TraceOptions {
   /** Hook only functions matching one of these globs (default: every traceable function). */
@@ -164,6 +167,9 @@ export class TraceSession {
   readonly #tails: bigint[];
   /** Records per thread slot and thread id (a slot is reused when its thread's id comes back). */
   readonly #chunks = new Map<string, { tid: number; data: Buffer[] }>();
+  /** The chunk drained records are copied into, and how much of it is taken. */
+  #chunk: Buffer | undefined;
+  #chunkUsed = 0;
   #bytesDrained = 0;
   #detached: DetachResult | undefined;
   #finalLosses: TraceLosses | undefined;
@@ -210,12 +216,7 @@ export class TraceSession {
 
   #read(offset: number, length: number): Buffer {
     const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(this.#fd, buf, done, length - done, offset + done);
-      if (n <= 0) throw new GraftError("MEMORY_ACCESS_FAILED", `short read of the trace buffer at ${offset}`);
-      done += n;
-    }
+    this.#readInto(buf, 0, offset, length);
     return buf;
   }
 
@@ -226,8 +227,10 @@ export class TraceSession {
 
   /**
    * Copy every committed record out of the rings and give their space back. Reading `head` before
-   * the records, and stopping at the first record whose kind word is still 0 (reserved, not yet
-   * committed), means a record is never read half-written. Returns the bytes copied.
+   * the records, and stopping at the first record not yet committed (kind 0, or the lap bit of the
+   * lap before: reserved, not yet written), means a record is never read half-written. The bytes go
+   * straight into large chunks kept for the report (one copy per record), and the space is given
+   * back by moving `tail` alone (the lap bit makes zeroing it needless). Returns the bytes copied.
    */
   drain(): number {
     const { slots, ringBytes } = this.layout;
@@ -242,27 +245,15 @@ export class TraceSession {
       if (head <= tail) continue;
       const ringAt = this.layout.ringOffset + i * ringBytes;
       const start = Number(tail % BigInt(ringBytes));
-      const length = Number(head - tail);
+      const length = Math.min(Number(head - tail), ringBytes);
       const first = Math.min(length, ringBytes - start);
-      const bytes =
-        first === length
-          ? this.#read(ringAt + start, length)
-          : Buffer.concat([this.#read(ringAt + start, first), this.#read(ringAt, length - first)]);
-      let end = 0;
-      while (end + RECORD_BYTES <= bytes.length) {
-        const kind = bytes[end + 15]!;
-        if (kind === 0) break;
-        const span = kind === RECORD_KIND.entryArgs ? 4 * RECORD_BYTES : RECORD_BYTES;
-        if (end + span > bytes.length) break;
-        end += span;
-      }
+      const { chunk, offset } = this.#room(length);
+      this.#readInto(chunk, offset, ringAt + start, first);
+      if (first < length) this.#readInto(chunk, offset + first, ringAt, length - first);
+      const lap = Number((tail / BigInt(ringBytes)) & 1n);
+      const end = committedLength(chunk, offset, length, first, lap);
       if (end === 0) continue;
-      const taken = Buffer.from(bytes.subarray(0, end));
-      // Zero what was taken (so a wrapped-around slot never looks committed), then move the tail.
-      const zeros = Buffer.alloc(end);
-      const firstTaken = Math.min(end, ringBytes - start);
-      this.#write(ringAt + start, zeros.subarray(0, firstTaken));
-      if (firstTaken < end) this.#write(ringAt, zeros.subarray(firstTaken));
+      this.#chunkUsed += end;
       const newTail = tail + BigInt(end);
       const tailBytes = Buffer.alloc(8);
       tailBytes.writeBigUInt64LE(newTail);
@@ -274,11 +265,29 @@ export class TraceSession {
         entry = { tid, data: [] };
         this.#chunks.set(key, entry);
       }
-      entry.data.push(taken);
+      entry.data.push(chunk.subarray(offset, offset + end));
       copied += end;
     }
     this.#bytesDrained += copied;
     return copied;
+  }
+
+  /** Room for `length` bytes at the end of the current chunk (a new chunk when it is full). */
+  #room(length: number): { chunk: Buffer; offset: number } {
+    if (this.#chunk === undefined || this.#chunkUsed + length > this.#chunk.length) {
+      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+      this.#chunkUsed = 0;
+    }
+    return { chunk: this.#chunk, offset: this.#chunkUsed };
+  }
+
+  #readInto(buf: Buffer, at: number, offset: number, length: number): void {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.#fd, buf, at + done, length - done, offset + done);
+      if (n <= 0) throw new GraftError("MEMORY_ACCESS_FAILED", `short read of the trace buffer at ${offset}`);
+      done += n;
+    }
   }
 
   /** What was lost so far (read from the shared counters; after detach, the final figures). */

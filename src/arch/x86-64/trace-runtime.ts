@@ -33,6 +33,7 @@ import {
   HEADER,
   RECORD_BYTES,
   RECORD_KIND,
+  RECORD_LAP_BIT,
   SHADOW,
   SHADOW_DEPTH,
   SHADOW_ENTRIES_OFFSET,
@@ -124,6 +125,15 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.aluLoad("add", R.r9, R.rdi, SLOT.ring);
   };
 
+  // or into `word` the lap bit of the record reserved at byte offset rsi (see RECORD_LAP_BIT); clobbers `scratch`.
+  const lapShift = RECORD_LAP_BIT - Math.log2(layout.ringBytes);
+  const orLapBit = (word: Reg, scratch: Reg): void => {
+    e.mov(scratch, R.rsi);
+    e.aluImm("and", scratch, layout.ringBytes);
+    e.shl(scratch, lapShift);
+    e.alu("or", word, scratch);
+  };
+
   // rdi = this thread's slot (r8d = its tid), by one probe of the table inline; the claiming and
   // probing loop runs out of line. Jumps to `missing` when there is none.
   const findSlot = (L: (s: string) => string, missing: string): void => {
@@ -164,6 +174,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
     e.alu("or", R.rax, R.r11);
+    orLapBit(R.rax, R.rdx);
     e.store(R.r8, 8, R.rax); // commit
     e.jmp(L("done"));
     e.bind(L("full"));
@@ -210,6 +221,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.shl(R.rdx, 32);
     e.alu("or", R.r11, R.rdx);
     e.bts(R.r11, 56 + Math.log2(withArgs ? RECORD_KIND.entryArgs : RECORD_KIND.entry));
+    orLapBit(R.r11, R.rdx);
     if (withArgs) {
       const pairs: [Reg, Reg][] = [
         [R.rdi, R.rsi],
