@@ -117,12 +117,12 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   const e = new X86Emitter();
   const mask = layout.ringBytes - 1;
 
-  // r9 = address of the record `index` records past head (rsi), wrapping in the ring.
-  const recordAddress = (index: number): void => {
-    e.mov(R.r9, R.rsi);
-    if (index > 0) e.aluImm("add", R.r9, index * RECORD_BYTES);
-    e.aluImm("and", R.r9, mask);
-    e.aluLoad("add", R.r9, R.rdi, SLOT.ring);
+  // `to` = address of the record `index` records past head (rsi), wrapping in the ring.
+  const recordAddress = (index: number, to: Reg = R.r9): void => {
+    e.mov(to, R.rsi);
+    if (index > 0) e.aluImm("add", to, index * RECORD_BYTES);
+    e.aluImm("and", to, mask);
+    e.aluLoad("add", to, R.rdi, SLOT.ring);
   };
 
   // or into `word` the lap bit of the record reserved at byte offset rsi (see RECORD_LAP_BIT); clobbers `scratch`.
@@ -194,13 +194,15 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.test(R.r8, R.r8, 32);
     e.jcc(CC.e, L("noslot"));
     findSlot(L, L("noslot"));
-    e.load(R.r9, R.rdi, SLOT.shadow);
-    e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block
+    e.load(R.rcx, R.r10, SHADOW_DEPTH, 32);
     e.aluImm("cmp", R.rcx, layout.shadowEntries, 32);
     e.jcc(CC.ae, L("overflow"));
     e.alu("xor", R.r11, R.r11, 32); // r11 = recorded flag (until it holds a record's kind word)
-    e.aluImm("cmp", R.rcx, request.maxDepth, 32);
-    e.jcc(CC.ae, L("shadow"));
+    if (request.maxDepth < layout.shadowEntries) {
+      e.aluImm("cmp", R.rcx, request.maxDepth, 32);
+      e.jcc(CC.ae, L("shadow"));
+    }
     e.load(R.rsi, R.rdi, SLOT.head);
     e.mov(R.rax, R.rsi);
     e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
@@ -210,8 +212,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     // gets records of its own instead of sharing these.
     e.movImm32(R.rsi, need);
     e.xaddMem(R.rdi, SLOT.head, R.rsi);
-    recordAddress(0);
-    e.mov(R.r8, R.r9);
+    recordAddress(0, R.r8);
     e.rdtsc();
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
@@ -240,7 +241,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.store(R.r8, 8, R.r11);
     e.movImm32(R.r11, 1);
     e.bind(L("shadow"));
-    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block (the flag moves to r11)
     e.mov(R.r9, R.r10);
     e.mov(R.rax, R.rcx, 32);
     e.shl(R.rax, 5);
