@@ -10,14 +10,21 @@
  *    command's image is mapped, nothing of it has run.
  * 3. It queues SIGSTOP and detaches: the task dequeues the SIGSTOP first thing and sits in a
  *    group-stop (state T), untraced, where the ordinary stop-the-world can take it.
- * The caller sends SIGCONT when done.
+ * The caller sends SIGCONT when done. graft makes itself a child subreaper first (prctl
+ * PR_SET_CHILD_SUBREAPER), so the orphaned command is re-parented to graft, not to init: when it
+ * exits, graft can collect its exit status (reapStarted), as `time` or `strace` report it. libuv
+ * reaps only the children it spawned, by PID, so it never takes this one.
  */
 import { spawnSync } from "node:child_process";
 import { GraftError, ProcessError } from "../core/errors.js";
+import { getLibc } from "./libc.js";
 import { nowNs, sleepSync, waitThreadUntil } from "./poll-wait.js";
-import { cont, detach, PTRACE_EVENT, PTRACE_O, seize } from "./ptrace.js";
+import { cont, detach, PTRACE_EVENT, PTRACE_O, seize, waitThread } from "./ptrace.js";
 import { findThreadStatus } from "./threads.js";
+import type { WaitStatus } from "./wait-status.js";
 
+const SYS_prctl = 157;
+const PR_SET_CHILD_SUBREAPER = 36;
 const SIGSTOP = 19;
 const SIGCONT = 18;
 
@@ -44,6 +51,7 @@ function waitForState(pid: number, state: string, timeoutMs: number): void {
 /** Start `argv` stopped right after its exec (see the file comment); returns its PID. */
 export function startStopped(argv: readonly string[], cwd?: string): number {
   if (argv.length === 0) throw new GraftError("USAGE", "no command given after --");
+  getLibc().syscall3(SYS_prctl, PR_SET_CHILD_SUBREAPER, 1, 0);
   const script = `sh -c 'kill -STOP $$; exec "$@"' sh "$@" 3>&- & echo $! >&3`;
   const r = spawnSync("sh", ["-c", script, "sh", ...argv], {
     stdio: ["inherit", "inherit", "inherit", "pipe"],
@@ -79,4 +87,18 @@ export function startStopped(argv: readonly string[], cwd?: string): number {
 /** Let a process started by startStopped run. */
 export function resumeStarted(pid: number): void {
   process.kill(pid, SIGCONT);
+}
+
+/**
+ * How a process started by startStopped ended, once it has (it is graft's child then, a zombie until
+ * this collects it); undefined while it runs, or when graft is not its parent after all (another
+ * subreaper between them, or a kernel without PR_SET_CHILD_SUBREAPER).
+ */
+export function reapStarted(pid: number): WaitStatus | undefined {
+  try {
+    const status = waitThread(pid, { noHang: true, pid });
+    return status?.kind === "exited" || status?.kind === "signaled" ? status : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -303,6 +303,25 @@ describe("graft trace, repeated and started", () => {
     expect(textMatchesFile(target.pid, exe)).toBe(true);
   });
 
+  it("ends with the exit status of a command it started (code, or 128 + the signal that ended it)", () => {
+    const exits = buildFixture({
+      compiler: "gcc",
+      sources: [join(repoRoot, "test/scenarios/trace/exits.c")],
+      flags: ["-O2", "-fpatchable-function-entry=5"],
+      output: "pie",
+    });
+    const seven = runGraft(["trace", "--json", "-F", "step", "--", exits, "7"], env);
+    expect(seven.status, seven.stderr).toBe(7);
+    const json = JSON.parse(seven.stdout) as TraceJson & { exit: unknown };
+    expect(json.exit).toEqual({ code: 7 });
+    expect(json.calls).toBe(100);
+    expect(seven.stderr).toContain("process exited with status 7");
+    const signalled = runGraft(["trace", "--format", "summary", "-F", "step", "--", exits, "signal"], env);
+    expect(signalled.status, signalled.stderr).toBe(128 + 15);
+    expect(signalled.stderr).toContain("process exited on signal 15");
+    expect(runGraft(["trace", "--format", "summary", "--", exits, "0"], env).status).toBe(0);
+  });
+
   it("starts a command under trace with -- and writes readable text and valid Chrome JSON", () => {
     const chrome = join(dir, "t.json");
     const r = runGraft(["trace", "--format", "chrome", "-o", chrome, "--", exe, "now"], env);
