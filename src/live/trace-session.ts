@@ -55,6 +55,8 @@ import { pickQuietThread } from "../process/threads.js";
 import { sampleTsc, type TscSample } from "../process/tsc.js";
 import { loadMainModule } from "./main-module.js";
 import { lockTarget, type TargetLock } from "./target-lock.js";
+import { TargetModules } from "./target-modules.js";
+import { planUnwindHooks } from "./trace-unwind-hooks.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 /** x86-64 system call numbers [arch/x86/entry/syscalls/syscall_64.tbl]. */
@@ -556,6 +558,13 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         skipped.push({ name: f.name, reason: "the program's entry point is not called" });
       continue;
     }
+    // gcc's cold parts (`f.cold`, hot/cold splitting) are jumped to from inside their function, with
+    // its frame at the stack pointer: there is no return address there to follow.
+    if (/\.cold(\.\d+)?$/.test(f.name)) {
+      if (include.length > 0)
+        skipped.push({ name: f.name, reason: "a cold part, jumped to from its function, not called" });
+      continue;
+    }
     const choice = chooseTraceSite(f);
     if (choice.site === undefined) {
       if (include.length > 0 || withArgs.length > 0) skipped.push({ name: f.name, reason: choice.reason });
@@ -608,6 +617,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       { subject: `pid ${pid}` },
     );
   }
+  const unwind = planUnwindHooks(new TargetModules(pid, readMaps(pid)), loaded);
   const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 16 << 20);
   const maxDepth = options.maxDepth ?? 0x7fffffff;
   const runtimeFunctions = (): RuntimeFunction[] =>
@@ -624,6 +634,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
     tidOffset: 0x2d0,
     maxDepth,
     functions: runtimeFunctions(),
+    unwindHooks: unwind.hooks,
   });
   const nameOffset = sizing.code.length;
   const codeSize = ((BigInt(nameOffset + 64) + PAGE - 1n) / PAGE) * PAGE;
@@ -682,6 +693,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         tidOffset,
         maxDepth,
         functions: runtimeFunctions(),
+        unwindHooks: unwind.hooks,
       });
       mem.write(codeBase, runtime.code);
       if (!Buffer.from(mem.read(codeBase, runtime.code.length)).equals(runtime.code)) {
@@ -743,6 +755,13 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
           }
           writes.push({ address: piece.address, bytes: piece.bytes, original, room: piece.room });
         }
+      }
+      // The unwinder's entries, by their GOT slots (see trace-unwind-hooks.ts): written with the
+      // hooks, restored with them.
+      for (const slot of unwind.slots) {
+        const bytes = Buffer.alloc(8);
+        bytes.writeBigUInt64LE(codeBase + BigInt(runtime.hookOffsets[slot.hook]!));
+        writes.push({ address: slot.address, bytes, original: mem.read(slot.address, 8), room: 8 });
       }
       const returnPoints = new Map(
         planned.map((p, i) => [p.fn.fid, region.start + BigInt(runtime.returnPoints[i]!)] as const),

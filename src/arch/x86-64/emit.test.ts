@@ -46,6 +46,10 @@ describe("X86Emitter", () => {
     e.lockCmpxchg32(R.rdi, 0, R.r8);
     e.xaddMem(R.rdi, 8, R.rsi);
     e.rdtsc();
+    e.aluMemImm32("or", R.rax, 0x24, 2);
+    e.aluMemImm32("and", R.r9, 0x24, ~2);
+    e.addMemImm8(R.rsp, 0x48, 15);
+    e.jmpReg(R.r11);
     e.retPop(8);
     expect(objdump(e.finish())).toEqual([
       "push %r11",
@@ -67,6 +71,10 @@ describe("X86Emitter", () => {
       "lock cmpxchg %r8d,(%rdi)",
       "xadd %rsi,0x8(%rdi)",
       "rdtsc",
+      "orl $0x2,0x24(%rax)",
+      "andl $0xfffffffd,0x24(%r9)",
+      "addq $0xf,0x48(%rsp)",
+      "jmp *%r11",
       "ret $0x8",
     ]);
   });
@@ -82,8 +90,23 @@ describe("X86Emitter", () => {
         { fid: 0, resume: 0x20005n, args: false },
         { fid: 1, resume: 0x20105n, args: true, displaced: Uint8Array.of(0x55, 0x48, 0x89, 0xe5) },
       ],
+      unwindHooks: [
+        { kind: "throw", target: 0x30000n },
+        { kind: "catch", target: 0x30100n },
+      ],
     });
-    const lines = objdump(r.code, 0x10000n);
+    const lines = objdump(r.code.subarray(0, r.returnPointTableOffset), 0x10000n);
+    // The table after the code: each function's return point, by function id.
+    const table = new DataView(r.code.buffer, r.code.byteOffset + r.returnPointTableOffset);
+    expect([0, 1].map((fid) => table.getBigUint64(fid * 8, true))).toEqual(
+      r.returnPoints.map((p) => 0x10000n + BigInt(p)),
+    );
+    // Each unwind hook: the runtime's part, then on to the real function with the arguments untouched.
+    const hookLines = (i: number) =>
+      objdump(r.code.subarray(r.hookOffsets[i]!, r.hookOffsets[i]! + 18), 0x10000n);
+    expect(hookLines(0).slice(1)).toEqual(["movabs $0x30000,%r11", "jmp *%r11"]);
+    expect(hookLines(1).slice(1)).toEqual(["movabs $0x30100,%r11", "jmp *%r11"]);
+    expect(hookLines(0)[0]).not.toBe(hookLines(1)[0]);
     expect(lines.filter((l) => l.includes("(bad)"))).toEqual([]);
     const at = (offset: number) => `0x${(0x10000 + offset).toString(16)}`;
     const exit = `jmp ${at(r.exitOffset)}`;
@@ -99,7 +122,8 @@ describe("X86Emitter", () => {
     ]);
     // Stub 1 (displaced instructions): called through a body that runs them, then goes on.
     const body = at(r.returnPoints[1]! + 5);
-    expect(lines.slice(-8)).toEqual([
+    const stub1 = lines.lastIndexOf("push $0x1");
+    expect(lines.slice(stub1, stub1 + 8)).toEqual([
       "push $0x1",
       expect.stringMatching(/^call 0x1[0-9a-f]{4}$/),
       "lea 0x8(%rsp),%rsp",

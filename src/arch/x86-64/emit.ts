@@ -144,6 +144,12 @@ export class X86Emitter {
     this.#rel32(label);
   }
 
+  /** jmp *reg. */
+  jmpReg(r: Reg): void {
+    this.#rex(false, 0, r);
+    this.bytes.push(0xff, 0xe0 | (r & 7));
+  }
+
   /** jmp *disp(base). */
   jmpMem(base: Reg, disp: number): void {
     this.#rex(false, 0, base);
@@ -227,6 +233,14 @@ export class X86Emitter {
     this.#rex(bits === 64, dst, base);
     this.bytes.push(0x03 + (ALU[op] << 3));
     this.#mem(dst, base, disp);
+  }
+
+  /** op imm32, disp(base) (32-bit memory operand, 81 /n). */
+  aluMemImm32(op: AluOp, base: Reg, disp: number, v: number): void {
+    this.#rex(false, 0, base);
+    this.bytes.push(0x81);
+    this.#mem(ALU[op], base, disp);
+    this.#imm32(v);
   }
 
   /** cmp reg, disp(base) — flags of memory − reg. */

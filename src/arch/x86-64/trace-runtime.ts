@@ -55,6 +55,17 @@ export interface RuntimeFunction {
   readonly displaced?: Uint8Array;
 }
 
+/**
+ * A function of the C++ (or any DWARF-unwinding) runtime that graft routes through the runtime, by
+ * its GOT slots, before it runs: `throw` for those that start unwinding (_Unwind_RaiseException,
+ * _Unwind_Resume_or_Rethrow), `catch` for __cxa_begin_catch. See `unwind_throw` below.
+ */
+export interface UnwindHook {
+  readonly kind: "throw" | "catch";
+  /** The real function, jumped to after the runtime's work. */
+  readonly target: bigint;
+}
+
 export interface RuntimeRequest {
   /** Where the code will be mapped (must be within rel32 of every `resume`). */
   readonly codeBase: bigint;
@@ -66,6 +77,7 @@ export interface RuntimeRequest {
   /** Calls deeper than this are followed (for their exits) but not recorded. */
   readonly maxDepth: number;
   readonly functions: readonly RuntimeFunction[];
+  readonly unwindHooks?: readonly UnwindHook[];
 }
 
 export interface RuntimeCode {
@@ -77,6 +89,10 @@ export interface RuntimeCode {
    * call's return-address slot holds while the function runs.
    */
   readonly returnPoints: readonly number[];
+  /** Offset of the table of return points by function id (8 bytes each; the code's last bytes). */
+  readonly returnPointTableOffset: number;
+  /** Offset of each unwind hook's entry, in the order of `unwindHooks` (what its GOT slots get). */
+  readonly hookOffsets: readonly number[];
   readonly entryOffset: number;
   readonly exitOffset: number;
 }
@@ -103,6 +119,16 @@ export const SAME_STACK_REACH = 32 * 1024;
  * address for a call it does not follow.
  */
 const UNTRACED_SKIP = 15;
+
+/**
+ * How far above the stack pointer at a throw the hijacked slots it gives back may lie: the frames
+ * an exception can unwind are on the throwing thread's own stack (8 MiB by default), and a slot
+ * outside that reach (another stack's frame) is neither read nor written.
+ */
+export const THROW_REACH = 8 * 1024 * 1024;
+
+/** Shadow entry flag: the frame's slot holds its original return address again (an exception is in flight). */
+const FLAG_RESTORED = 2;
 
 function saveAll(e: X86Emitter): void {
   for (const r of SAVED) e.push(r);
@@ -448,6 +474,125 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("lookup.done");
   e.ret();
 
+  // rax = shadow entry `index` (a register) of block r9: fields at SHADOW_ENTRIES_OFFSET.
+  const entryAt = (index: Reg): void => {
+    e.mov(R.rax, index, 32);
+    e.shl(R.rax, 5);
+    e.alu("add", R.rax, R.r9);
+  };
+  // r11 = the return point of shadow entry rax's function (from the table after the stubs); clobbers rdx.
+  const returnPointTable: number[] = [];
+  const returnPointOf = (): void => {
+    e.load(R.rdx, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.fid, 32);
+    e.shl(R.rdx, 3);
+    e.movImm64(R.r11, 0n); // patched below to the table's address
+    returnPointTable.push(e.here - 8);
+    e.alu("add", R.r11, R.rdx);
+    e.load(R.r11, R.r11, 0);
+  };
+  const E = SHADOW_ENTRIES_OFFSET;
+
+  // unwind_throw: called on the way into _Unwind_RaiseException / _Unwind_Resume_or_Rethrow. The
+  // unwinder reads return addresses off the stack and knows no frame for a return point in this
+  // code (it would end the search and the process would terminate), so every slot of this thread
+  // that holds a return point, from the thrower's frame up to THROW_REACH, gets its original return
+  // address back now; its shadow entry is flagged (FLAG_RESTORED), not dropped: unwind_catch sorts
+  // the frames the exception left from those it did not.
+  e.align(16);
+  e.bind("unwind_throw");
+  saveAll(e);
+  e.loadFs32(R.r8, request.tidOffset);
+  e.test(R.r8, R.r8, 32);
+  e.jcc(CC.e, "unwind_throw.out");
+  findSlot((x) => `unwind_throw.${x}`, "unwind_throw.out");
+  e.lea(R.r10, R.rsp, FRAME + 16); // the thrower's stack pointer (above: our call, its call)
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("unwind_throw.loop");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_throw.out");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.load(R.rsi, R.rax, E + SHADOW.slot);
+  e.mov(R.rdx, R.rsi);
+  e.alu("sub", R.rdx, R.r10);
+  e.aluImm("cmp", R.rdx, THROW_REACH);
+  e.jcc(CC.ae, "unwind_throw.loop"); // unsigned: below the thrower, or beyond its stack's reach
+  returnPointOf();
+  e.cmpMem(R.rsi, 0, R.r11);
+  e.jcc(CC.ne, "unwind_throw.loop"); // already given back, or no longer that frame
+  e.load(R.rdx, R.rax, E + SHADOW.returnAddress);
+  e.store(R.rsi, 0, R.rdx);
+  e.aluMemImm32("or", R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jmp("unwind_throw.loop");
+  e.bind("unwind_throw.out");
+  restoreAll(e);
+  e.ret();
+
+  // unwind_catch: called on the way into __cxa_begin_catch, in the frame that caught. Flagged
+  // entries whose slot lies below that frame's stack pointer were left by the exception: they are
+  // on top of the shadow stack (every call made since the throw has returned), recorded as unwound
+  // and dropped. The flagged entries left are frames the exception did not reach: their slots get
+  // the return point again, so their returns are traced as before.
+  e.align(16);
+  e.bind("unwind_catch");
+  saveAll(e);
+  e.loadFs32(R.r8, request.tidOffset);
+  e.test(R.r8, R.r8, 32);
+  e.jcc(CC.e, "unwind_catch.out");
+  findSlot((x) => `unwind_catch.${x}`, "unwind_catch.out");
+  e.lea(R.r10, R.rsp, FRAME + 16); // the catching frame's stack pointer
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.bind("unwind_catch.pop");
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_catch.rehook");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.testMemImm(R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jcc(CC.e, "unwind_catch.rehook");
+  e.cmpMem(R.rax, E + SHADOW.slot, R.r10);
+  e.jcc(CC.ae, "unwind_catch.rehook"); // slot at or above the catcher: a live frame
+  e.push(R.r9);
+  e.mov(R.r9, R.rax);
+  e.movImm64(R.r11, BigInt(RECORD_KIND.unwound) << 56n);
+  e.call("emit_exit");
+  e.pop(R.r9);
+  e.incMem(R.rdi, SLOT.unwound);
+  e.store(R.r9, SHADOW_DEPTH, R.rcx, 32);
+  e.jmp("unwind_catch.pop");
+  e.bind("unwind_catch.rehook");
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("unwind_catch.rehook.loop");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_catch.out");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.testMemImm(R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jcc(CC.e, "unwind_catch.rehook.loop");
+  e.aluMemImm32("and", R.rax, E + SHADOW.flags, ~FLAG_RESTORED);
+  e.load(R.rsi, R.rax, E + SHADOW.slot);
+  e.load(R.rdx, R.rax, E + SHADOW.returnAddress);
+  e.cmpMem(R.rsi, 0, R.rdx);
+  e.jcc(CC.ne, "unwind_catch.rehook.loop"); // the slot changed: not that frame any more, leave it
+  returnPointOf();
+  e.store(R.rsi, 0, R.r11);
+  e.jmp("unwind_catch.rehook.loop");
+  e.bind("unwind_catch.out");
+  restoreAll(e);
+  e.ret();
+
+  // One entry per hooked function: the runtime's part, then on to the real function with every
+  // argument register as it came (r11 is free at a call boundary: SysV ABI §3.2.3, PLT scratch).
+  const hookOffsets: number[] = [];
+  for (const hook of request.unwindHooks ?? []) {
+    e.align(16);
+    hookOffsets.push(e.here);
+    e.call(hook.kind === "throw" ? "unwind_throw" : "unwind_catch");
+    e.movImm64(R.r11, hook.target);
+    e.jmpReg(R.r11);
+  }
+
   const stubs: number[] = [];
   const returnPoints: number[] = [];
   for (const [i, f] of request.functions.entries()) {
@@ -466,6 +611,26 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     if (f.displaced !== undefined) e.raw(...f.displaced);
     e.jmpAbsolute(request.codeBase, f.resume);
   }
+  // The return point of every function id, for the unwind hooks.
+  e.align(8);
+  const tableAt = e.here;
+  const byFid = new Map(request.functions.map((f, i) => [f.fid, returnPoints[i]!] as const));
+  const fids = Math.max(-1, ...byFid.keys()) + 1;
+  for (let fid = 0; fid < fids; fid++) {
+    const at = byFid.get(fid);
+    const address = at === undefined ? 0n : request.codeBase + BigInt(at);
+    for (let i = 0n; i < 8n; i++) e.raw(Number((address >> (8n * i)) & 0xffn));
+  }
   const code = e.finish();
-  return { code, stubs, returnPoints, entryOffset: e.offsetOf("entry"), exitOffset: e.offsetOf("exit") };
+  const view = new DataView(code.buffer, code.byteOffset, code.byteLength);
+  for (const at of returnPointTable) view.setBigUint64(at, request.codeBase + BigInt(tableAt), true);
+  return {
+    code,
+    stubs,
+    returnPoints,
+    returnPointTableOffset: tableAt,
+    hookOffsets,
+    entryOffset: e.offsetOf("entry"),
+    exitOffset: e.offsetOf("exit"),
+  };
 }
