@@ -82,6 +82,19 @@ describe.each(CELLS)("graft trace, C++ exceptions, %s %s sites", (compiler, kind
     expect(json.losses).toEqual({ ringFull: 0, shadowFull: 0, noSlot: 0, unwound: UNWOUND, corrupt: 0 });
     expect(json.unmatchedExits).toBe(0);
   });
+
+  it("traces every function of the program alike, never a cold part (landing pads live there)", () => {
+    const untraced = execFileSync(exe, { encoding: "utf8", cwd: dir, env: { ...process.env, ...env } });
+    const r = runGraft(["trace", "--json", "--", exe], env);
+    expect(r.status, `${kind}: ${r.stderr}`).toBe(0);
+    expect(r.stdout.startsWith(untraced)).toBe(true);
+    const json = parseJson(r.stdout) as TraceJson & { functions: { name: string }[] };
+    const names = json.functions.map((f) => f.name);
+    expect(names).toEqual(expect.arrayContaining([...HOOKED, "main"]));
+    expect(names.filter((n) => n.includes(".cold"))).toEqual([]);
+    expect(json.losses.unwound).toBe(UNWOUND);
+    expect(json.losses.corrupt).toBe(0);
+  });
 });
 
 describe("graft trace, C++ exceptions, attached to a running process", () => {
