@@ -6,7 +6,8 @@
  * through the frames it inherited, while its events go to a slot of its own. Every ring has one producer (its thread) and one consumer
  * (graft), so producing needs no atomic instruction: x86-64 stores are seen in program order
  * (Intel SDM Vol. 3 §8.2.2), so a consumer that reads `head` before the records sees whole records.
- * Only claiming a slot (a thread's first traced call) uses `lock cmpxchg`.
+ * Only claiming a slot (a thread's first traced call) uses `lock cmpxchg`. Records carry the parity
+ * of their ring lap (RECORD_LAP_BIT), so consumed space is given back by moving `tail` alone.
  */
 
 export const TRACE_MAGIC = 0x4352_5454_4652_4147n; // "GRAFTTRC" little-endian
@@ -65,6 +66,13 @@ export const SHADOW = {
 } as const;
 
 export const RECORD_BYTES = 16;
+/**
+ * Bit of the record's second word that holds the parity of the ring lap it was written in
+ * (⌊offset ÷ ringBytes⌋ mod 2, offset counting every byte ever reserved): a record is committed when
+ * its kind is set and its lap bit is the one its position expects, so a record left from the lap
+ * before never passes for a new one and graft need not zero what it took.
+ */
+export const RECORD_LAP_BIT = 55;
 /** Record kinds (bits 56–63 of the record's second word). */
 export const RECORD_KIND = {
   entry: 1,
@@ -106,4 +114,32 @@ export function traceLayout(slots: number, ringBytes: number, shadowEntries = 10
     shadowBlockBytes,
     privateBytes: Math.ceil((slots * shadowBlockBytes) / 4096) * 4096,
   };
+}
+
+/**
+ * How many bytes from `offset` of `buf` hold whole committed records, of `length` bytes copied from
+ * a ring: records from its position up to the ring's end (`wrapAt` bytes), then from its start. `lap`
+ * is the parity of the first record's lap; it flips at the wrap. Stops at the first record not yet
+ * committed: kind 0, or the lap bit of the lap before (space reserved, record not yet written).
+ */
+export function committedLength(
+  buf: Uint8Array,
+  offset: number,
+  length: number,
+  wrapAt: number,
+  lap: number,
+): number {
+  const lapBit = 1 << (RECORD_LAP_BIT - 48); // in byte 14, bits 48–55 of the second word
+  let end = 0;
+  let expected = lap;
+  while (end + RECORD_BYTES <= length) {
+    if (end === wrapAt) expected ^= 1;
+    const kind = buf[offset + end + 15]!;
+    if (kind === 0 || ((buf[offset + end + 14]! & lapBit) === 0 ? 0 : 1) !== expected) break;
+    const span = kind === RECORD_KIND.entryArgs ? (1 + ARGS_RECORDS) * RECORD_BYTES : RECORD_BYTES;
+    if (end + span > length) break;
+    end += span;
+    if (end > wrapAt && end - span < wrapAt) expected ^= 1; // an args record across the wrap
+  }
+  return end;
 }

@@ -38,7 +38,8 @@ export function* traceTextLines(report: TraceReport): Generator<string> {
       const dur = n.end === undefined ? "" : formatDuration(n.end - n.start);
       const call = `${n.name}(${argText(n.args)})`;
       if (n.children.length === 0) {
-        const note = n.end === undefined ? " /* not returned */" : n.unwound ? " /* left by longjmp */" : "";
+        const note =
+          n.end === undefined ? " /* not returned */" : n.unwound ? " /* left by longjmp or throw */" : "";
         lines.push({
           at: n.start,
           seq: seq++,
@@ -49,7 +50,7 @@ export function* traceTextLines(report: TraceReport): Generator<string> {
         const close =
           n.end === undefined
             ? `${"".padStart(10)} ${tag} | ${indent}} /* ${n.name}: not returned */\n`
-            : `${dur.padStart(10)} ${tag} | ${indent}} /* ${n.name}${n.unwound ? ": left by longjmp" : ""} */\n`;
+            : `${dur.padStart(10)} ${tag} | ${indent}} /* ${n.name}${n.unwound ? ": left by longjmp or throw" : ""} */\n`;
         lines.push({ at: n.end ?? Number.POSITIVE_INFINITY, seq: seq++, text: close });
       }
     }
@@ -157,7 +158,7 @@ export function renderTraceSummary(report: TraceReport, threads: boolean): strin
   const lost = l.ringFull + l.shadowFull + l.noSlot + l.corrupt;
   out +=
     lost === 0
-      ? `# no events lost${l.unwound > 0 ? `; ${l.unwound} frame(s) left by longjmp` : ""}\n`
+      ? `# no events lost${l.unwound > 0 ? `; ${l.unwound} frame(s) left by longjmp or throw` : ""}\n`
       : `# LOST: ${l.ringFull} record(s) to full buffers (try --buffer-size), ${l.shadowFull} call(s) too deep, ${l.noSlot} call(s) with no thread slot, ${l.corrupt} corrupt\n`;
   return out;
 }

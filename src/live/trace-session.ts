@@ -24,6 +24,7 @@ import { globToRegExp } from "../analysis/glob.js";
 import { chooseTraceSite } from "../analysis/trace-site.js";
 import { getLiveArchForMachine } from "../arch/index.js";
 import {
+  committedLength,
   HEADER,
   RECORD_BYTES,
   RECORD_KIND,
@@ -54,6 +55,8 @@ import { pickQuietThread } from "../process/threads.js";
 import { sampleTsc, type TscSample } from "../process/tsc.js";
 import { loadMainModule } from "./main-module.js";
 import { lockTarget, type TargetLock } from "./target-lock.js";
+import { TargetModules } from "./target-modules.js";
+import { planUnwindHooks } from "./trace-unwind-hooks.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
 /** x86-64 system call numbers [arch/x86/entry/syscalls/syscall_64.tbl]. */
@@ -63,6 +66,8 @@ const SYS_MEMFD_CREATE = 319;
 const MFD_CLOEXEC = 1;
 const MAP_POPULATE = 0x8000;
 const PAGE = 4096n;
+/** Drained records are kept in chunks of this size (fewer, larger allocations than one per drain). */
+const CHUNK_BYTES = 32 << 20;
 
 export interface TraceOptions {
   /** Hook only functions matching one of these globs (default: every traceable function). */
@@ -152,7 +157,8 @@ export class TraceSession {
   readonly dataBase: bigint;
   /** The private shadow blocks (anonymous memory of the target). */
   readonly privateBase: bigint;
-  readonly exitAddress: bigint;
+  /** Per function id, the address its followed calls' return-address slots hold (the stub's return point). */
+  readonly returnPoints: ReadonlyMap<number, bigint>;
   readonly tidOffset: number;
   readonly clockStart: TscSample;
   clockEnd: TscSample | undefined;
@@ -163,6 +169,9 @@ export class TraceSession {
   readonly #tails: bigint[];
   /** Records per thread slot and thread id (a slot is reused when its thread's id comes back). */
   readonly #chunks = new Map<string, { tid: number; data: Buffer[] }>();
+  /** The chunk drained records are copied into, and how much of it is taken. */
+  #chunk: Buffer | undefined;
+  #chunkUsed = 0;
   #bytesDrained = 0;
   #detached: DetachResult | undefined;
   #finalLosses: TraceLosses | undefined;
@@ -177,7 +186,7 @@ export class TraceSession {
     codeSize: bigint;
     dataBase: bigint;
     privateBase: bigint;
-    exitAddress: bigint;
+    returnPoints: ReadonlyMap<number, bigint>;
     tidOffset: number;
     fd: number;
     writes: SiteWrite[];
@@ -192,7 +201,7 @@ export class TraceSession {
     this.codeSize = init.codeSize;
     this.dataBase = init.dataBase;
     this.privateBase = init.privateBase;
-    this.exitAddress = init.exitAddress;
+    this.returnPoints = init.returnPoints;
     this.tidOffset = init.tidOffset;
     this.#fd = init.fd;
     this.#writes = init.writes;
@@ -209,12 +218,7 @@ export class TraceSession {
 
   #read(offset: number, length: number): Buffer {
     const buf = Buffer.alloc(length);
-    let done = 0;
-    while (done < length) {
-      const n = readSync(this.#fd, buf, done, length - done, offset + done);
-      if (n <= 0) throw new GraftError("MEMORY_ACCESS_FAILED", `short read of the trace buffer at ${offset}`);
-      done += n;
-    }
+    this.#readInto(buf, 0, offset, length);
     return buf;
   }
 
@@ -225,8 +229,10 @@ export class TraceSession {
 
   /**
    * Copy every committed record out of the rings and give their space back. Reading `head` before
-   * the records, and stopping at the first record whose kind word is still 0 (reserved, not yet
-   * committed), means a record is never read half-written. Returns the bytes copied.
+   * the records, and stopping at the first record not yet committed (kind 0, or the lap bit of the
+   * lap before: reserved, not yet written), means a record is never read half-written. The bytes go
+   * straight into large chunks kept for the report (one copy per record), and the space is given
+   * back by moving `tail` alone (the lap bit makes zeroing it needless). Returns the bytes copied.
    */
   drain(): number {
     const { slots, ringBytes } = this.layout;
@@ -241,27 +247,15 @@ export class TraceSession {
       if (head <= tail) continue;
       const ringAt = this.layout.ringOffset + i * ringBytes;
       const start = Number(tail % BigInt(ringBytes));
-      const length = Number(head - tail);
+      const length = Math.min(Number(head - tail), ringBytes);
       const first = Math.min(length, ringBytes - start);
-      const bytes =
-        first === length
-          ? this.#read(ringAt + start, length)
-          : Buffer.concat([this.#read(ringAt + start, first), this.#read(ringAt, length - first)]);
-      let end = 0;
-      while (end + RECORD_BYTES <= bytes.length) {
-        const kind = bytes[end + 15]!;
-        if (kind === 0) break;
-        const span = kind === RECORD_KIND.entryArgs ? 4 * RECORD_BYTES : RECORD_BYTES;
-        if (end + span > bytes.length) break;
-        end += span;
-      }
+      const { chunk, offset } = this.#room(length);
+      this.#readInto(chunk, offset, ringAt + start, first);
+      if (first < length) this.#readInto(chunk, offset + first, ringAt, length - first);
+      const lap = Number((tail / BigInt(ringBytes)) & 1n);
+      const end = committedLength(chunk, offset, length, first, lap);
       if (end === 0) continue;
-      const taken = Buffer.from(bytes.subarray(0, end));
-      // Zero what was taken (so a wrapped-around slot never looks committed), then move the tail.
-      const zeros = Buffer.alloc(end);
-      const firstTaken = Math.min(end, ringBytes - start);
-      this.#write(ringAt + start, zeros.subarray(0, firstTaken));
-      if (firstTaken < end) this.#write(ringAt, zeros.subarray(firstTaken));
+      this.#chunkUsed += end;
       const newTail = tail + BigInt(end);
       const tailBytes = Buffer.alloc(8);
       tailBytes.writeBigUInt64LE(newTail);
@@ -273,11 +267,29 @@ export class TraceSession {
         entry = { tid, data: [] };
         this.#chunks.set(key, entry);
       }
-      entry.data.push(taken);
+      entry.data.push(chunk.subarray(offset, offset + end));
       copied += end;
     }
     this.#bytesDrained += copied;
     return copied;
+  }
+
+  /** Room for `length` bytes at the end of the current chunk (a new chunk when it is full). */
+  #room(length: number): { chunk: Buffer; offset: number } {
+    if (this.#chunk === undefined || this.#chunkUsed + length > this.#chunk.length) {
+      this.#chunk = Buffer.allocUnsafe(Math.max(CHUNK_BYTES, length));
+      this.#chunkUsed = 0;
+    }
+    return { chunk: this.#chunk, offset: this.#chunkUsed };
+  }
+
+  #readInto(buf: Buffer, at: number, offset: number, length: number): void {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.#fd, buf, at + done, length - done, offset + done);
+      if (n <= 0) throw new GraftError("MEMORY_ACCESS_FAILED", `short read of the trace buffer at ${offset}`);
+      done += n;
+    }
   }
 
   /** What was lost so far (read from the shared counters; after detach, the final figures). */
@@ -417,7 +429,7 @@ export class TraceSession {
   }
 
   /**
-   * Put back the original return address in every stack slot that still holds the exit trampoline,
+   * Put back the original return address in every stack slot that still holds its stub's return point,
    * newest shadow entry first, live threads' slots before those of threads that are gone (so a stack
    * reused by a new thread is fixed from the new thread's entries).
    */
@@ -431,8 +443,6 @@ export class TraceSession {
         Number(!live.has(table.readUInt32LE(b * SLOT_BYTES))),
     );
     let restored = 0;
-    const exit = Buffer.alloc(8);
-    exit.writeBigUInt64LE(this.exitAddress);
     for (const i of order) {
       if (table.readUInt32LE(i * SLOT_BYTES + SLOT.tid) === 0) continue;
       const block = this.privateBase + BigInt(i * this.layout.shadowBlockBytes);
@@ -457,7 +467,9 @@ export class TraceSession {
         } catch {
           continue;
         }
-        if (!Buffer.from(now).equals(exit)) continue;
+        const fid = shadow.readUInt32LE(d * SHADOW_ENTRY_BYTES + SHADOW.fid);
+        const returnPoint = this.returnPoints.get(fid);
+        if (returnPoint === undefined || Buffer.from(now).readBigUInt64LE(0) !== returnPoint) continue;
         mem.write(slot, original);
         restored++;
       }
@@ -546,6 +558,13 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         skipped.push({ name: f.name, reason: "the program's entry point is not called" });
       continue;
     }
+    // gcc's cold parts (`f.cold`, hot/cold splitting) are jumped to from inside their function, with
+    // its frame at the stack pointer: there is no return address there to follow.
+    if (/\.cold(\.\d+)?$/.test(f.name)) {
+      if (include.length > 0)
+        skipped.push({ name: f.name, reason: "a cold part, jumped to from its function, not called" });
+      continue;
+    }
     const choice = chooseTraceSite(f);
     if (choice.site === undefined) {
       if (include.length > 0 || withArgs.length > 0) skipped.push({ name: f.name, reason: choice.reason });
@@ -598,6 +617,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       { subject: `pid ${pid}` },
     );
   }
+  const unwind = planUnwindHooks(new TargetModules(pid, readMaps(pid)), loaded);
   const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 16 << 20);
   const maxDepth = options.maxDepth ?? 0x7fffffff;
   const runtimeFunctions = (): RuntimeFunction[] =>
@@ -614,6 +634,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
     tidOffset: 0x2d0,
     maxDepth,
     functions: runtimeFunctions(),
+    unwindHooks: unwind.hooks,
   });
   const nameOffset = sizing.code.length;
   const codeSize = ((BigInt(nameOffset + 64) + PAGE - 1n) / PAGE) * PAGE;
@@ -672,6 +693,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         tidOffset,
         maxDepth,
         functions: runtimeFunctions(),
+        unwindHooks: unwind.hooks,
       });
       mem.write(codeBase, runtime.code);
       if (!Buffer.from(mem.read(codeBase, runtime.code.length)).equals(runtime.code)) {
@@ -734,7 +756,16 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
           writes.push({ address: piece.address, bytes: piece.bytes, original, room: piece.room });
         }
       }
-      const exitAddress = codeBase + BigInt(runtime.exitOffset);
+      // The unwinder's entries, by their GOT slots (see trace-unwind-hooks.ts): written with the
+      // hooks, restored with them.
+      for (const slot of unwind.slots) {
+        const bytes = Buffer.alloc(8);
+        bytes.writeBigUInt64LE(codeBase + BigInt(runtime.hookOffsets[slot.hook]!));
+        writes.push({ address: slot.address, bytes, original: mem.read(slot.address, 8), room: 8 });
+      }
+      const returnPoints = new Map(
+        planned.map((p, i) => [p.fn.fid, region.start + BigInt(runtime.returnPoints[i]!)] as const),
+      );
       setup.resume();
       const { pause } = writeWhileStopped(
         pid,
@@ -759,7 +790,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         codeSize,
         dataBase,
         privateBase,
-        exitAddress,
+        returnPoints,
         tidOffset,
         fd,
         writes,

@@ -46,6 +46,10 @@ describe("X86Emitter", () => {
     e.lockCmpxchg32(R.rdi, 0, R.r8);
     e.xaddMem(R.rdi, 8, R.rsi);
     e.rdtsc();
+    e.aluMemImm32("or", R.rax, 0x24, 2);
+    e.aluMemImm32("and", R.r9, 0x24, ~2);
+    e.addMemImm8(R.rsp, 0x48, 15);
+    e.jmpReg(R.r11);
     e.retPop(8);
     expect(objdump(e.finish())).toEqual([
       "push %r11",
@@ -67,11 +71,15 @@ describe("X86Emitter", () => {
       "lock cmpxchg %r8d,(%rdi)",
       "xadd %rsi,0x8(%rdi)",
       "rdtsc",
+      "orl $0x2,0x24(%rax)",
+      "andl $0xfffffffd,0x24(%r9)",
+      "addq $0xf,0x48(%rsp)",
+      "jmp *%r11",
       "ret $0x8",
     ]);
   });
 
-  it("generates a runtime objdump decodes whole, with stubs that jump back to each site", () => {
+  it("generates a runtime objdump decodes whole, with stubs that call through to each function", () => {
     const r = generateTraceRuntime({
       codeBase: 0x10000n,
       dataBase: 0x7f0000000000n,
@@ -80,20 +88,53 @@ describe("X86Emitter", () => {
       maxDepth: 100,
       functions: [
         { fid: 0, resume: 0x20005n, args: false },
-        { fid: 1, resume: 0x20105n, args: true },
+        { fid: 1, resume: 0x20105n, args: true, displaced: Uint8Array.of(0x55, 0x48, 0x89, 0xe5) },
+      ],
+      unwindHooks: [
+        { kind: "throw", target: 0x30000n },
+        { kind: "catch", target: 0x30100n },
       ],
     });
-    const lines = objdump(r.code, 0x10000n);
+    const lines = objdump(r.code.subarray(0, r.returnPointTableOffset), 0x10000n);
+    // The table after the code: each function's return point, by function id.
+    const table = new DataView(r.code.buffer, r.code.byteOffset + r.returnPointTableOffset);
+    expect([0, 1].map((fid) => table.getBigUint64(fid * 8, true))).toEqual(
+      r.returnPoints.map((p) => 0x10000n + BigInt(p)),
+    );
+    // Each unwind hook: the runtime's part, then on to the real function with the arguments untouched.
+    const hookLines = (i: number) =>
+      objdump(r.code.subarray(r.hookOffsets[i]!, r.hookOffsets[i]! + 18), 0x10000n);
+    expect(hookLines(0).slice(1)).toEqual(["movabs $0x30000,%r11", "jmp *%r11"]);
+    expect(hookLines(1).slice(1)).toEqual(["movabs $0x30100,%r11", "jmp *%r11"]);
+    expect(hookLines(0)[0]).not.toBe(hookLines(1)[0]);
     expect(lines.filter((l) => l.includes("(bad)"))).toEqual([]);
-    const last = lines.slice(-3);
-    expect(last[0]).toBe("push $0x1");
-    expect(last[1]).toMatch(/^call 0x1[0-9a-f]{4}$/);
-    expect(lines.slice(-7, -4)).toEqual([
+    const at = (offset: number) => `0x${(0x10000 + offset).toString(16)}`;
+    const exit = `jmp ${at(r.exitOffset)}`;
+    // Stub 0 (sled site): the function is called with the caller's return-address slot as its own.
+    const stub0 = lines.slice(0, lines.lastIndexOf("push $0x0") + 6);
+    expect(stub0.slice(-6)).toEqual([
       "push $0x0",
-      `call 0x${(0x10000 + r.entryOffset).toString(16)}`,
+      `call ${at(r.entryOffset)}`,
+      "lea 0x8(%rsp),%rsp",
+      "call 0x20005",
+      exit,
       "jmp 0x20005",
     ]);
-    expect(last[2]).toBe("jmp 0x20105");
-    expect(lines).toContain(`movabs $0x${(0x10000 + r.exitOffset).toString(16)},%rax`);
+    // Stub 1 (displaced instructions): called through a body that runs them, then goes on.
+    const body = at(r.returnPoints[1]! + 5);
+    const stub1 = lines.lastIndexOf("push $0x1");
+    expect(lines.slice(stub1, stub1 + 8)).toEqual([
+      "push $0x1",
+      expect.stringMatching(/^call 0x1[0-9a-f]{4}$/),
+      "lea 0x8(%rsp),%rsp",
+      `call ${body}`,
+      exit,
+      "push %rbp",
+      "mov %rsp,%rbp",
+      "jmp 0x20105",
+    ]);
+    // A call the runtime does not follow returns to the body, 15 bytes past the entry call.
+    expect(lines).toContain("addq $0xf,0x48(%rsp)");
+    expect(r.returnPoints.map((p, i) => p - r.stubs[i]!)).toEqual([20, 20]);
   });
 });

@@ -131,9 +131,23 @@ export class X86Emitter {
     this.#imm32(Number(rel));
   }
 
+  /** call rel32 to an absolute address, given the address this code will run at. */
+  callAbsolute(codeBase: bigint, target: bigint): void {
+    this.bytes.push(0xe8);
+    const rel = target - (codeBase + BigInt(this.here + 4));
+    if (rel < -0x80000000n || rel > 0x7fffffffn) throw new Error("call target out of rel32 reach");
+    this.#imm32(Number(rel));
+  }
+
   jcc(cc: number, label: string): void {
     this.bytes.push(0x0f, 0x80 + cc);
     this.#rel32(label);
+  }
+
+  /** jmp *reg. */
+  jmpReg(r: Reg): void {
+    this.#rex(false, 0, r);
+    this.bytes.push(0xff, 0xe0 | (r & 7));
   }
 
   /** jmp *disp(base). */
@@ -221,6 +235,14 @@ export class X86Emitter {
     this.#mem(dst, base, disp);
   }
 
+  /** op imm32, disp(base) (32-bit memory operand, 81 /n). */
+  aluMemImm32(op: AluOp, base: Reg, disp: number, v: number): void {
+    this.#rex(false, 0, base);
+    this.bytes.push(0x81);
+    this.#mem(ALU[op], base, disp);
+    this.#imm32(v);
+  }
+
   /** cmp reg, disp(base) — flags of memory − reg. */
   cmpMem(base: Reg, disp: number, reg: Reg, bits: 32 | 64 = 64): void {
     this.#rex(bits === 64, reg, base);
@@ -248,6 +270,15 @@ export class X86Emitter {
     this.#rex(true, 0, base);
     this.bytes.push(0xff);
     this.#mem(0, base, disp);
+  }
+
+  /** addq $v, disp(base), v a signed byte. */
+  addMemImm8(base: Reg, disp: number, v: number): void {
+    if (v < -128 || v > 127) throw new Error("addMemImm8 takes a signed byte");
+    this.#rex(true, 0, base);
+    this.bytes.push(0x83);
+    this.#mem(0, base, disp);
+    this.bytes.push(v & 0xff);
   }
 
   inc(r: Reg, bits: 32 | 64 = 32): void {

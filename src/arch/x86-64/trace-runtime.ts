@@ -3,14 +3,19 @@
  *
  * A traced function's site (sled NOPs, the fentry call, hotpatch padding, or its first instructions)
  * becomes `jmp stub_f`; the stub is
- *     push $fid ; call entry ; [the displaced instructions] ; jmp <end of the site>
+ *     push $fid ; call entry ; lea 8(%rsp),%rsp ; call body_f ; ret_f: jmp exit
+ *     body_f: [the displaced instructions] ; jmp <end of the site>
  * `entry` records {rdtsc, fid, depth} in the calling thread's ring (reserved with xadd, committed
- * by storing the record's kind word last), pushes {return-address slot,
- * original return address, fid} on the thread's shadow stack and replaces the function's return
- * address with `exit`; it returns with `ret $8`, dropping the fid. When the function returns into
- * `exit`, the thread's shadow stack is searched from the top for the entry whose slot is the one
- * just returned through; an exit record is written, that entry is removed, and `exit` jumps to the
- * original address. A thread may run traced frames on several stacks at once (ucontext coroutines
+ * by storing the record's kind word last), pushes {return-address slot, original return address,
+ * fid} on the thread's shadow stack and returns with `ret $8`, dropping the fid. The stub then drops
+ * the caller's return address and calls the function: the call puts `ret_f` in the very slot the
+ * caller's address held, so the function sees its stack arguments where they were, and its `ret`
+ * comes back to `ret_f` as the return-stack buffer predicts (writing `exit` into the slot instead
+ * cost a mispredicted return on every call, and one more in each caller, ~30% of the per-call time).
+ * For a call it does not follow (no thread slot, shadow stack full) `entry` returns to body_f
+ * instead. At `exit`, the thread's shadow stack is searched from the top for the entry whose slot
+ * is the one just returned through; an exit record is written, that entry is removed, and `exit`
+ * returns to the original address. A thread may run traced frames on several stacks at once (ucontext coroutines
  * switched from inside traced calls, a handler on a sigaltstack), so the entries above the match
  * are not all dead: only those whose slot lies less than SAME_STACK_REACH below the returning slot
  * were left by a longjmp on the same stack (a longjmp only moves rsp up, over the frames it skips)
@@ -28,6 +33,7 @@ import {
   HEADER,
   RECORD_BYTES,
   RECORD_KIND,
+  RECORD_LAP_BIT,
   SHADOW,
   SHADOW_DEPTH,
   SHADOW_ENTRIES_OFFSET,
@@ -49,6 +55,17 @@ export interface RuntimeFunction {
   readonly displaced?: Uint8Array;
 }
 
+/**
+ * A function of the C++ (or any DWARF-unwinding) runtime that graft routes through the runtime, by
+ * its GOT slots, before it runs: `throw` for those that start unwinding (_Unwind_RaiseException,
+ * _Unwind_Resume_or_Rethrow), `catch` for __cxa_begin_catch. See `unwind_throw` below.
+ */
+export interface UnwindHook {
+  readonly kind: "throw" | "catch";
+  /** The real function, jumped to after the runtime's work. */
+  readonly target: bigint;
+}
+
 export interface RuntimeRequest {
   /** Where the code will be mapped (must be within rel32 of every `resume`). */
   readonly codeBase: bigint;
@@ -60,12 +77,22 @@ export interface RuntimeRequest {
   /** Calls deeper than this are followed (for their exits) but not recorded. */
   readonly maxDepth: number;
   readonly functions: readonly RuntimeFunction[];
+  readonly unwindHooks?: readonly UnwindHook[];
 }
 
 export interface RuntimeCode {
   readonly code: Uint8Array;
   /** Offset of each function's stub, in the order of `functions`. */
   readonly stubs: readonly number[];
+  /**
+   * Offset of each function's return point (in the order of `functions`): the address a followed
+   * call's return-address slot holds while the function runs.
+   */
+  readonly returnPoints: readonly number[];
+  /** Offset of the table of return points by function id (8 bytes each; the code's last bytes). */
+  readonly returnPointTableOffset: number;
+  /** Offset of each unwind hook's entry, in the order of `unwindHooks` (what its GOT slots get). */
+  readonly hookOffsets: readonly number[];
   readonly entryOffset: number;
   readonly exitOffset: number;
 }
@@ -86,6 +113,23 @@ const savedAt = (r: Reg): number => FRAME - 8 - SAVED.indexOf(r) * 8;
  */
 export const SAME_STACK_REACH = 32 * 1024;
 
+/**
+ * Bytes of a stub from the return of `call entry` to the function's own instructions: the call-through
+ * (`lea 8(%rsp),%rsp`, `call body`) and the return point (`jmp exit`). `entry` adds it to its return
+ * address for a call it does not follow.
+ */
+const UNTRACED_SKIP = 15;
+
+/**
+ * How far above the stack pointer at a throw the hijacked slots it gives back may lie: the frames
+ * an exception can unwind are on the throwing thread's own stack (8 MiB by default), and a slot
+ * outside that reach (another stack's frame) is neither read nor written.
+ */
+export const THROW_REACH = 8 * 1024 * 1024;
+
+/** Shadow entry flag: the frame's slot holds its original return address again (an exception is in flight). */
+const FLAG_RESTORED = 2;
+
 function saveAll(e: X86Emitter): void {
   for (const r of SAVED) e.push(r);
 }
@@ -99,12 +143,21 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   const e = new X86Emitter();
   const mask = layout.ringBytes - 1;
 
-  // r9 = address of the record `index` records past head (rsi), wrapping in the ring.
-  const recordAddress = (index: number): void => {
-    e.mov(R.r9, R.rsi);
-    if (index > 0) e.aluImm("add", R.r9, index * RECORD_BYTES);
-    e.aluImm("and", R.r9, mask);
-    e.aluLoad("add", R.r9, R.rdi, SLOT.ring);
+  // `to` = address of the record `index` records past head (rsi), wrapping in the ring.
+  const recordAddress = (index: number, to: Reg = R.r9): void => {
+    e.mov(to, R.rsi);
+    if (index > 0) e.aluImm("add", to, index * RECORD_BYTES);
+    e.aluImm("and", to, mask);
+    e.aluLoad("add", to, R.rdi, SLOT.ring);
+  };
+
+  // or into `word` the lap bit of the record reserved at byte offset rsi (see RECORD_LAP_BIT); clobbers `scratch`.
+  const lapShift = RECORD_LAP_BIT - Math.log2(layout.ringBytes);
+  const orLapBit = (word: Reg, scratch: Reg): void => {
+    e.mov(scratch, R.rsi);
+    e.aluImm("and", scratch, layout.ringBytes);
+    e.shl(scratch, lapShift);
+    e.alu("or", word, scratch);
   };
 
   // rdi = this thread's slot (r8d = its tid), by one probe of the table inline; the claiming and
@@ -147,6 +200,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
     e.alu("or", R.rax, R.r11);
+    orLapBit(R.rax, R.rdx);
     e.store(R.r8, 8, R.rax); // commit
     e.jmp(L("done"));
     e.bind(L("full"));
@@ -166,13 +220,15 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.test(R.r8, R.r8, 32);
     e.jcc(CC.e, L("noslot"));
     findSlot(L, L("noslot"));
-    e.load(R.r9, R.rdi, SLOT.shadow);
-    e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block
+    e.load(R.rcx, R.r10, SHADOW_DEPTH, 32);
     e.aluImm("cmp", R.rcx, layout.shadowEntries, 32);
     e.jcc(CC.ae, L("overflow"));
     e.alu("xor", R.r11, R.r11, 32); // r11 = recorded flag (until it holds a record's kind word)
-    e.aluImm("cmp", R.rcx, request.maxDepth, 32);
-    e.jcc(CC.ae, L("shadow"));
+    if (request.maxDepth < layout.shadowEntries) {
+      e.aluImm("cmp", R.rcx, request.maxDepth, 32);
+      e.jcc(CC.ae, L("shadow"));
+    }
     e.load(R.rsi, R.rdi, SLOT.head);
     e.mov(R.rax, R.rsi);
     e.aluLoad("sub", R.rax, R.rdi, SLOT.tail);
@@ -182,8 +238,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     // gets records of its own instead of sharing these.
     e.movImm32(R.rsi, need);
     e.xaddMem(R.rdi, SLOT.head, R.rsi);
-    recordAddress(0);
-    e.mov(R.r8, R.r9);
+    recordAddress(0, R.r8);
     e.rdtsc();
     e.shl(R.rdx, 32);
     e.alu("or", R.rax, R.rdx);
@@ -193,6 +248,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.shl(R.rdx, 32);
     e.alu("or", R.r11, R.rdx);
     e.bts(R.r11, 56 + Math.log2(withArgs ? RECORD_KIND.entryArgs : RECORD_KIND.entry));
+    orLapBit(R.r11, R.rdx);
     if (withArgs) {
       const pairs: [Reg, Reg][] = [
         [R.rdi, R.rsi],
@@ -211,7 +267,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.store(R.r8, 8, R.r11);
     e.movImm32(R.r11, 1);
     e.bind(L("shadow"));
-    e.load(R.r10, R.rdi, SLOT.shadow); // r10: the shadow block (the flag moves to r11)
     e.mov(R.r9, R.r10);
     e.mov(R.rax, R.rcx, 32);
     e.shl(R.rax, 5);
@@ -225,9 +280,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, R.r11, 32);
     e.inc(R.rcx, 32);
     e.store(R.r10, SHADOW_DEPTH, R.rcx, 32); // the entry is complete before it counts
-    e.movImm64(R.rax, request.codeBase + BigInt(0)); // patched below to the exit address
-    const exitImmediate = e.here - 8;
-    e.store(R.rsp, RET_SLOT, R.rax);
     e.bind(L("out"));
     restoreAll(e);
     e.retPop(8);
@@ -236,15 +288,17 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.jmp(L("shadow"));
     e.bind(L("overflow"));
     e.incMem(R.rdi, SLOT.overflow);
-    e.jmp(L("out"));
+    e.jmp(L("untraced"));
     e.bind(L("noslot"));
     e.movImm64(R.rax, dataBase);
     e.incMem(R.rax, HEADER.noSlot, true);
+    // Not followed: return past the stub's call-through, straight to the function (no shadow entry
+    // is there for an exit to find).
+    e.bind(L("untraced"));
+    e.addMemImm8(R.rsp, FRAME, UNTRACED_SKIP);
     e.jmp(L("out"));
-    exitPatches.push(exitImmediate);
   };
 
-  const exitPatches: number[] = [];
   emitEntry("entry", false);
   emitEntry("entry_args", true);
 
@@ -270,6 +324,23 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.lea(R.r10, R.rsp, FRAME);
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  // The usual case first: the top entry is this return's. Write its exit, pop it, leave.
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "exit.other");
+  e.dec(R.rcx, 32);
+  e.mov(R.rax, R.rcx, 32);
+  e.shl(R.rax, 5);
+  e.alu("add", R.rax, R.r9);
+  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+  e.jcc(CC.ne, "exit.search");
+  e.mov(R.r10, R.r9); // r10: the shadow block
+  e.mov(R.r9, R.rax);
+  e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
+  exitRecord((x) => `exit.top.${x}`);
+  e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
+  e.store(R.rsp, FRAME, R.rax);
+  e.store(R.r10, SHADOW_DEPTH, R.rcx, 32);
+  e.jmp("exit.leave");
   e.bind("exit.search"); // the topmost entry whose slot is the one just returned through
   e.test(R.rcx, R.rcx, 32);
   e.jcc(CC.e, "exit.other");
@@ -333,12 +404,9 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.store(R.r9, SHADOW_DEPTH, R.r8, 32);
   e.bind("exit.leave");
   restoreAll(e);
-  // Leave through an indirect jump, not `ret`: the traced function's own `ret` already consumed the
-  // return-stack-buffer entry of this call, so another `ret` would misalign it for the callers
-  // (each of their returns mispredicted). The slot just below rsp is in the red zone, which the
-  // kernel never overwrites with a signal frame (x86-64 SysV ABI §3.2.2).
-  e.lea(R.rsp, R.rsp, 8);
-  e.jmpMem(R.rsp, -8);
+  // `ret`: the function's own return was into the stub's call-through, so the return-stack buffer
+  // still holds the caller's call of the function on top, and this return is predicted.
+  e.ret();
 
   // No entry in this thread's own stack: a child forked inside traced calls returns through frames
   // its parent thread entered. Its private copy of the shadow blocks has them (as at the fork):
@@ -406,18 +474,163 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("lookup.done");
   e.ret();
 
+  // rax = shadow entry `index` (a register) of block r9: fields at SHADOW_ENTRIES_OFFSET.
+  const entryAt = (index: Reg): void => {
+    e.mov(R.rax, index, 32);
+    e.shl(R.rax, 5);
+    e.alu("add", R.rax, R.r9);
+  };
+  // r11 = the return point of shadow entry rax's function (from the table after the stubs); clobbers rdx.
+  const returnPointTable: number[] = [];
+  const returnPointOf = (): void => {
+    e.load(R.rdx, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.fid, 32);
+    e.shl(R.rdx, 3);
+    e.movImm64(R.r11, 0n); // patched below to the table's address
+    returnPointTable.push(e.here - 8);
+    e.alu("add", R.r11, R.rdx);
+    e.load(R.r11, R.r11, 0);
+  };
+  const E = SHADOW_ENTRIES_OFFSET;
+
+  // unwind_throw: called on the way into _Unwind_RaiseException / _Unwind_Resume_or_Rethrow. The
+  // unwinder reads return addresses off the stack and knows no frame for a return point in this
+  // code (it would end the search and the process would terminate), so every slot of this thread
+  // that holds a return point, from the thrower's frame up to THROW_REACH, gets its original return
+  // address back now; its shadow entry is flagged (FLAG_RESTORED), not dropped: unwind_catch sorts
+  // the frames the exception left from those it did not.
+  e.align(16);
+  e.bind("unwind_throw");
+  saveAll(e);
+  e.loadFs32(R.r8, request.tidOffset);
+  e.test(R.r8, R.r8, 32);
+  e.jcc(CC.e, "unwind_throw.out");
+  findSlot((x) => `unwind_throw.${x}`, "unwind_throw.out");
+  e.lea(R.r10, R.rsp, FRAME + 16); // the thrower's stack pointer (above: our call, its call)
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("unwind_throw.loop");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_throw.out");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.load(R.rsi, R.rax, E + SHADOW.slot);
+  e.mov(R.rdx, R.rsi);
+  e.alu("sub", R.rdx, R.r10);
+  e.aluImm("cmp", R.rdx, THROW_REACH);
+  e.jcc(CC.ae, "unwind_throw.loop"); // unsigned: below the thrower, or beyond its stack's reach
+  returnPointOf();
+  e.cmpMem(R.rsi, 0, R.r11);
+  e.jcc(CC.ne, "unwind_throw.loop"); // already given back, or no longer that frame
+  e.load(R.rdx, R.rax, E + SHADOW.returnAddress);
+  e.store(R.rsi, 0, R.rdx);
+  e.aluMemImm32("or", R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jmp("unwind_throw.loop");
+  e.bind("unwind_throw.out");
+  restoreAll(e);
+  e.ret();
+
+  // unwind_catch: called on the way into __cxa_begin_catch, in the frame that caught. Flagged
+  // entries whose slot lies below that frame's stack pointer were left by the exception: they are
+  // on top of the shadow stack (every call made since the throw has returned), recorded as unwound
+  // and dropped. The flagged entries left are frames the exception did not reach: their slots get
+  // the return point again, so their returns are traced as before.
+  e.align(16);
+  e.bind("unwind_catch");
+  saveAll(e);
+  e.loadFs32(R.r8, request.tidOffset);
+  e.test(R.r8, R.r8, 32);
+  e.jcc(CC.e, "unwind_catch.out");
+  findSlot((x) => `unwind_catch.${x}`, "unwind_catch.out");
+  e.lea(R.r10, R.rsp, FRAME + 16); // the catching frame's stack pointer
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.bind("unwind_catch.pop");
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_catch.rehook");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.testMemImm(R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jcc(CC.e, "unwind_catch.rehook");
+  e.cmpMem(R.rax, E + SHADOW.slot, R.r10);
+  e.jcc(CC.ae, "unwind_catch.rehook"); // slot at or above the catcher: a live frame
+  e.push(R.r9);
+  e.mov(R.r9, R.rax);
+  e.movImm64(R.r11, BigInt(RECORD_KIND.unwound) << 56n);
+  e.call("emit_exit");
+  e.pop(R.r9);
+  e.incMem(R.rdi, SLOT.unwound);
+  e.store(R.r9, SHADOW_DEPTH, R.rcx, 32);
+  e.jmp("unwind_catch.pop");
+  e.bind("unwind_catch.rehook");
+  e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
+  e.bind("unwind_catch.rehook.loop");
+  e.test(R.rcx, R.rcx, 32);
+  e.jcc(CC.e, "unwind_catch.out");
+  e.dec(R.rcx, 32);
+  entryAt(R.rcx);
+  e.testMemImm(R.rax, E + SHADOW.flags, FLAG_RESTORED);
+  e.jcc(CC.e, "unwind_catch.rehook.loop");
+  e.aluMemImm32("and", R.rax, E + SHADOW.flags, ~FLAG_RESTORED);
+  e.load(R.rsi, R.rax, E + SHADOW.slot);
+  e.load(R.rdx, R.rax, E + SHADOW.returnAddress);
+  e.cmpMem(R.rsi, 0, R.rdx);
+  e.jcc(CC.ne, "unwind_catch.rehook.loop"); // the slot changed: not that frame any more, leave it
+  returnPointOf();
+  e.store(R.rsi, 0, R.r11);
+  e.jmp("unwind_catch.rehook.loop");
+  e.bind("unwind_catch.out");
+  restoreAll(e);
+  e.ret();
+
+  // One entry per hooked function: the runtime's part, then on to the real function with every
+  // argument register as it came (r11 is free at a call boundary: SysV ABI §3.2.3, PLT scratch).
+  const hookOffsets: number[] = [];
+  for (const hook of request.unwindHooks ?? []) {
+    e.align(16);
+    hookOffsets.push(e.here);
+    e.call(hook.kind === "throw" ? "unwind_throw" : "unwind_catch");
+    e.movImm64(R.r11, hook.target);
+    e.jmpReg(R.r11);
+  }
+
   const stubs: number[] = [];
-  for (const f of request.functions) {
+  const returnPoints: number[] = [];
+  for (const [i, f] of request.functions.entries()) {
     e.align(16);
     stubs.push(e.here);
     e.pushImm(f.fid);
     e.call(f.args ? "entry_args" : "entry");
+    const afterEntry = e.here;
+    e.lea(R.rsp, R.rsp, 8); // the caller's return address (kept in the shadow entry) goes
+    if (f.displaced === undefined) e.callAbsolute(request.codeBase, f.resume);
+    else e.call(`stub${i}.body`);
+    returnPoints.push(e.here);
+    e.jmp("exit");
+    e.bind(`stub${i}.body`);
+    if (e.here - afterEntry !== UNTRACED_SKIP) throw new Error("trace stub layout changed");
     if (f.displaced !== undefined) e.raw(...f.displaced);
     e.jmpAbsolute(request.codeBase, f.resume);
   }
+  // The return point of every function id, for the unwind hooks.
+  e.align(8);
+  const tableAt = e.here;
+  const byFid = new Map(request.functions.map((f, i) => [f.fid, returnPoints[i]!] as const));
+  const fids = Math.max(-1, ...byFid.keys()) + 1;
+  for (let fid = 0; fid < fids; fid++) {
+    const at = byFid.get(fid);
+    const address = at === undefined ? 0n : request.codeBase + BigInt(at);
+    for (let i = 0n; i < 8n; i++) e.raw(Number((address >> (8n * i)) & 0xffn));
+  }
   const code = e.finish();
-  const exitAt = request.codeBase + BigInt(e.offsetOf("exit"));
-  const view = new DataView(code.buffer);
-  for (const at of exitPatches) view.setBigUint64(at, exitAt, true);
-  return { code, stubs, entryOffset: e.offsetOf("entry"), exitOffset: e.offsetOf("exit") };
+  const view = new DataView(code.buffer, code.byteOffset, code.byteLength);
+  for (const at of returnPointTable) view.setBigUint64(at, request.codeBase + BigInt(tableAt), true);
+  return {
+    code,
+    stubs,
+    returnPoints,
+    returnPointTableOffset: tableAt,
+    hookOffsets,
+    entryOffset: e.offsetOf("entry"),
+    exitOffset: e.offsetOf("exit"),
+  };
 }

@@ -5,7 +5,7 @@ import { buildTraceReport } from "../../live/trace-report.js";
 import { runTrace } from "../../live/trace-run.js";
 import { attachTrace } from "../../live/trace-session.js";
 import { traceUsdt } from "../../live/usdt-trace.js";
-import { resumeStarted, startStopped } from "../../process/start-stopped.js";
+import { reapStarted, resumeStarted, startStopped } from "../../process/start-stopped.js";
 import { hasInvariantTsc, tscClock } from "../../process/tsc.js";
 import { toJson } from "../output.js";
 import { parsePid } from "../parse-pid.js";
@@ -180,7 +180,10 @@ Examples:
   graft trace --format chrome -o t.json -- ./server --port 8080    open t.json in Perfetto
   graft trace $(pidof server) --args parse_header --depth 2
   graft trace $(pidof server) --format json -o calls.jsonl
-  graft trace $(pidof postgres) --usdt 'postgresql:query__*' --duration 10`,
+  graft trace $(pidof postgres) --usdt 'postgresql:query__*' --duration 10
+
+With -- CMD, graft exits with the command's exit status (128 + N when signal N ended it), once
+the command has exited while traced.`,
     )
     .action((operands: string[], opts: TraceCliOptions) =>
       run(async () => {
@@ -257,6 +260,14 @@ Examples:
             shouldStop: () => stop,
           });
           const detached = session.detach();
+          // A command graft started: its own exit status becomes graft's (as with strace or time).
+          const status = command.length > 0 && end === "exited" ? reapStarted(pid) : undefined;
+          const exit =
+            status?.kind === "exited"
+              ? { code: status.code }
+              : status?.kind === "signaled"
+                ? { signal: status.signal }
+                : undefined;
           const clock = tscClock(session.clockStart, session.clockEnd ?? session.clockStart);
           const report = buildTraceReport({
             pid,
@@ -268,13 +279,14 @@ Examples:
             trees: opts.format !== "summary",
           });
           process.stderr.write(
-            `graft: ${end === "exited" ? "process exited" : "detached"}: ${detached.sitesRestored} site(s) restored, ${detached.returnAddressesRestored} return address(es) put back, runtime ${detached.unmapped ? "unmapped" : `kept mapped (${detached.keptBecause})`}\n`,
+            `graft: ${end === "exited" ? `process exited${exit === undefined ? "" : "code" in exit ? ` with status ${exit.code}` : ` on signal ${exit.signal}`}` : "detached"}: ${detached.sitesRestored} site(s) restored, ${detached.returnAddressesRestored} return address(es) put back, runtime ${detached.unmapped ? "unmapped" : `kept mapped (${detached.keptBecause})`}\n`,
           );
           if (opts.json) {
             process.stdout.write(
               `${toJson({
                 pid,
                 end,
+                ...(exit === undefined ? {} : { exit }),
                 functions: session.functions,
                 runtime: { code: session.codeBase, data: session.dataBase },
                 calls: report.calls,
@@ -303,6 +315,7 @@ Examples:
               process.stderr.write(summary);
             } else process.stdout.write(summary);
           }
+          if (exit !== undefined) process.exitCode = "code" in exit ? exit.code : 128 + exit.signal;
         } finally {
           process.off("SIGINT", onSignal);
           process.off("SIGTERM", onSignal);

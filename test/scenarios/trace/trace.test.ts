@@ -263,6 +263,65 @@ describe("graft trace, repeated and started", () => {
     expect(new Set([roundLine(target, 1), roundLine(target, 2), roundLine(target, 3)]).size).toBe(1);
   });
 
+  it("reads rings that wrap many times (4 KiB buffers): no record twice, none torn, every loss counted", async () => {
+    target = startTarget(exe, [], dir, "trace-wrap");
+    await waitFor(() => output(target!).startsWith("ready"), "the target to start");
+    const events = join(dir, `events-${target.pid}-wrap.jsonl`);
+    const g = await startGraft([
+      String(target.pid),
+      "--json",
+      "--format",
+      "json",
+      "-o",
+      events,
+      "--buffer-size",
+      "4K",
+    ]);
+    const ROUNDS = 4;
+    for (let round = 1; round <= ROUNDS; round++) {
+      process.kill(target.pid, "SIGUSR1");
+      await waitFor(() => roundLine(target!, round) !== undefined, `round ${round}`);
+    }
+    g.child.kill("SIGINT");
+    const r = await g.done;
+    expect(r.code, r.stderr).toBe(0);
+    const json = JSON.parse(r.stdout) as TraceJson;
+    // A round is ~44,000 records through 256-record rings: they fill (counted) and wrap many times.
+    expect(json.losses.ringFull).toBeGreaterThan(0);
+    expect(json.losses.corrupt).toBe(0);
+    // Records read from later laps (each round starts where the last ended, over the old records):
+    // more than one ring's worth, and never one read twice or left from a lap before.
+    expect(json.calls).toBeGreaterThan(256);
+    const seen = counts(
+      readFileSync(events, "utf8")
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as Event),
+    );
+    for (const [name, n] of Object.entries(seen)) expect(n).toBeLessThanOrEqual(ROUNDS * PER_ROUND[name]!);
+    expect(new Set([1, 2, 3, 4].map((n) => roundLine(target!, n))).size).toBe(1);
+    expect(textMatchesFile(target.pid, exe)).toBe(true);
+  });
+
+  it("ends with the exit status of a command it started (code, or 128 + the signal that ended it)", () => {
+    const exits = buildFixture({
+      compiler: "gcc",
+      sources: [join(repoRoot, "test/scenarios/trace/exits.c")],
+      flags: ["-O2", "-fpatchable-function-entry=5"],
+      output: "pie",
+    });
+    const seven = runGraft(["trace", "--json", "-F", "step", "--", exits, "7"], env);
+    expect(seven.status, seven.stderr).toBe(7);
+    const json = JSON.parse(seven.stdout) as TraceJson & { exit: unknown };
+    expect(json.exit).toEqual({ code: 7 });
+    expect(json.calls).toBe(100);
+    expect(seven.stderr).toContain("process exited with status 7");
+    const signalled = runGraft(["trace", "--format", "summary", "-F", "step", "--", exits, "signal"], env);
+    expect(signalled.status, signalled.stderr).toBe(128 + 15);
+    expect(signalled.stderr).toContain("process exited on signal 15");
+    expect(runGraft(["trace", "--format", "summary", "--", exits, "0"], env).status).toBe(0);
+  });
+
   it("starts a command under trace with -- and writes readable text and valid Chrome JSON", () => {
     const chrome = join(dir, "t.json");
     const r = runGraft(["trace", "--format", "chrome", "-o", chrome, "--", exe, "now"], env);
@@ -282,8 +341,8 @@ describe("graft trace, repeated and started", () => {
     const text = runGraft(["trace", "-F", "round_once", "-F", "jumper", "-F", "deep", "--", exe, "now"], env);
     expect(text.status, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/\[ *\d+\] \| round_once\(\) \{\n.*\[ *\d+\] \| {3}jumper\(\) \{\n/);
-    expect(text.stdout).toMatch(/ [nu]s \[ *\d+\] \| +deep\(\); \/\* left by longjmp \*\//);
+    expect(text.stdout).toMatch(/ [nu]s \[ *\d+\] \| +deep\(\); \/\* left by longjmp or throw \*\//);
     expect(text.stdout).toMatch(/^ +1 +\S+ \S+ +\S+ \S+ +\S+ \S+ {2}round_once$/m);
-    expect(text.stdout).toContain("# no events lost; 6 frame(s) left by longjmp");
+    expect(text.stdout).toContain("# no events lost; 6 frame(s) left by longjmp or throw");
   });
 });
