@@ -87,7 +87,7 @@ export function removeStaleJournals(): number {
   let removed = 0;
   const dir = stateDir();
   for (const name of readdirSync(dir)) {
-    const m = /^(\d+)-(\d+)\.(json|lock)$/.exec(name);
+    const m = /^(\d+)-(\d+)\.(json|lock|trace\.json)$/.exec(name);
     if (m === null) continue;
     let live = false;
     try {

@@ -63,3 +63,12 @@ export function lockTarget(pid: number): TargetLock {
   }
   throw new RefusedError("TARGET_LOCKED", [`could not take the lock ${path}`], { subject: `pid ${pid}` });
 }
+
+/** The PID of the live graft holding `pid`'s lock, or undefined when nobody holds it. */
+export function lockOwner(pid: number): number | undefined {
+  let owner = Number.NaN;
+  try {
+    owner = Number.parseInt(readFileSync(join(stateDir(), `${processKey(pid)}.lock`), "utf8"), 10);
+  } catch {}
+  return Number.isFinite(owner) && alive(owner) ? owner : undefined;
+}

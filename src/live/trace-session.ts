@@ -54,8 +54,10 @@ import { findThreadIdOffset } from "../process/thread-id-offset.js";
 import { pickQuietThread } from "../process/threads.js";
 import { sampleTsc, type TscSample } from "../process/tsc.js";
 import { loadMainModule } from "./main-module.js";
+import { processKey } from "./state-dir.js";
 import { lockTarget, type TargetLock } from "./target-lock.js";
 import { TargetModules } from "./target-modules.js";
+import { loadTraceJournal, removeTraceJournal, saveTraceJournal } from "./trace-journal.js";
 import { planUnwindHooks } from "./trace-unwind-hooks.js";
 import { writeWhileStopped } from "./write-while-stopped.js";
 
@@ -166,6 +168,7 @@ export class TraceSession {
   readonly #fd: number;
   readonly #writes: readonly SiteWrite[];
   readonly #lock: TargetLock;
+  readonly #journalKey: string;
   readonly #tails: bigint[];
   /** Records per thread slot and thread id (a slot is reused when its thread's id comes back). */
   readonly #chunks = new Map<string, { tid: number; data: Buffer[] }>();
@@ -192,6 +195,7 @@ export class TraceSession {
     writes: SiteWrite[];
     lock: TargetLock;
     attachPause: StopWindow;
+    journalKey: string;
   }) {
     this.pid = init.pid;
     this.functions = init.functions;
@@ -206,6 +210,7 @@ export class TraceSession {
     this.#fd = init.fd;
     this.#writes = init.writes;
     this.#lock = init.lock;
+    this.#journalKey = init.journalKey;
     this.attachPause = init.attachPause;
     this.#tails = new Array<bigint>(init.layout.slots).fill(0n);
     this.clockStart = sampleTsc();
@@ -358,6 +363,7 @@ export class TraceSession {
     if (this.#detached !== undefined) return this.#detached;
     try {
       this.#detached = this.#detachLive();
+      removeTraceJournal(this.#journalKey);
       this.drain();
       this.#finalLosses = this.#readLosses();
       this.clockEnd = sampleTsc();
@@ -644,6 +650,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
   let codeBase: bigint | undefined;
   let dataBase: bigint | undefined;
   let privateBase: bigint | undefined;
+  let journalKey: string | undefined;
   try {
     // Every site's bytes must be the file's: anything else belongs to a patch or another tracer.
     const arch64 = arch;
@@ -767,6 +774,33 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         planned.map((p, i) => [p.fn.fid, region.start + BigInt(runtime.returnPoints[i]!)] as const),
       );
       setup.resume();
+      journalKey = processKey(pid);
+      saveTraceJournal({
+        pid,
+        key: journalKey,
+        by: { pid: process.pid, at: new Date().toISOString() },
+        codeBase: hex(codeBase),
+        codeSize: hex(codeSize),
+        dataBase: hex(dataBase),
+        privateBase: hex(privateBase),
+        layout: { slots: layout.slots, ringBytes: layout.ringBytes, shadowEntries: layout.shadowEntries },
+        tidOffset,
+        functions: functions.map((f) => ({
+          fid: f.fid,
+          name: f.name,
+          address: hex(f.address),
+          kind: f.kind,
+          site: hex(f.site),
+          args: f.args,
+          returnPoint: hex(returnPoints.get(f.fid) ?? 0n),
+        })),
+        writes: writes.map((w) => ({
+          address: hex(w.address),
+          before: Buffer.from(w.original).toString("hex"),
+          after: Buffer.from(w.bytes).toString("hex"),
+          room: w.room,
+        })),
+      });
       const { pause } = writeWhileStopped(
         pid,
         mem,
@@ -796,12 +830,15 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         writes,
         lock,
         attachPause: pause,
+        journalKey,
       });
       return session;
     } finally {
       if (!setup.resumed) setup.resume();
     }
   } catch (error) {
+    // The hooks are not in (writeWhileStopped puts back what it wrote when it fails).
+    if (journalKey !== undefined) removeTraceJournal(journalKey);
     if (fd !== undefined) closeSync(fd);
     if (codeBase !== undefined) unmapQuietly(pid, codeBase, codeSize, dataBase, privateBase, layout);
     lock.release();
@@ -809,6 +846,80 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
   } finally {
     mem.close();
   }
+}
+
+/** What `graft trace --detach` did: the detach, and who had left the hooks. */
+export interface LeftTraceDetach extends DetachResult {
+  readonly by: { readonly pid: number; readonly at: string };
+  readonly functions: number;
+}
+
+/**
+ * Take out the hooks a `graft trace` left in `pid` when it ended without detaching (killed, crashed):
+ * from its journal (trace-journal.ts), exactly as that graft would have — sites and GOT slots back
+ * (each checked to hold graft's bytes or the original), return addresses put back from the shadow
+ * stacks, the runtime unmapped unless a stack still points into it. Refused while the tracing graft
+ * still runs (it holds the target's lock: stop it with Ctrl-C instead).
+ */
+export function detachLeftTrace(pid: number): LeftTraceDetach {
+  const journal = loadTraceJournal(pid);
+  if (journal === undefined) {
+    throw new GraftError("NOTHING_TO_TRACE", `no graft trace is on record for process ${pid}`, {
+      subject: `pid ${pid}`,
+      hint: "graft status PID shows what graft changed in it",
+    });
+  }
+  const lock = lockTarget(pid);
+  let session: TraceSession;
+  try {
+    const layout = traceLayout(journal.layout.slots, journal.layout.ringBytes, journal.layout.shadowEntries);
+    const dataBase = BigInt(journal.dataBase);
+    const range = `${dataBase.toString(16)}-${(dataBase + BigInt(layout.totalBytes)).toString(16)}`;
+    let fd: number;
+    try {
+      fd = openSync(`/proc/${pid}/map_files/${range}`, "r+");
+    } catch {
+      throw new GraftError("MEMORY_ACCESS_FAILED", `the trace buffers at ${hex(dataBase)} are not mapped`, {
+        subject: `pid ${pid}`,
+        hint: "the journal does not describe this process; graft status PID",
+      });
+    }
+    const bytes = (h: string) => Uint8Array.from(Buffer.from(h, "hex"));
+    session = new TraceSession({
+      pid,
+      functions: journal.functions.map((f) => ({
+        fid: f.fid,
+        name: f.name,
+        address: BigInt(f.address),
+        kind: f.kind,
+        site: BigInt(f.site),
+        args: f.args,
+      })),
+      skipped: [],
+      layout,
+      codeBase: BigInt(journal.codeBase),
+      codeSize: BigInt(journal.codeSize),
+      dataBase,
+      privateBase: BigInt(journal.privateBase),
+      returnPoints: new Map(journal.functions.map((f) => [f.fid, BigInt(f.returnPoint)] as const)),
+      tidOffset: journal.tidOffset,
+      fd,
+      writes: journal.writes.map((w) => ({
+        address: BigInt(w.address),
+        bytes: bytes(w.after),
+        original: bytes(w.before),
+        room: w.room,
+      })),
+      lock,
+      // No attach here: the one that stopped the process is long over.
+      attachPause: { stopNs: 0, heldNs: 0, resumeNs: 0, windowNs: 0, signalsRedelivered: 0, realtime: false },
+      journalKey: journal.key,
+    });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+  return { ...session.detach(), by: journal.by, functions: journal.functions.length };
 }
 
 /** Every thread with a thread control block must hold its own id at the runtime's offset. */

@@ -2,6 +2,7 @@ import type { Command } from "commander";
 import { GraftError } from "../../core/errors.js";
 import { runFleet } from "../../live/fleet.js";
 import { patchStatus } from "../../live/patch-status.js";
+import { traceStatus } from "../../live/trace-status.js";
 import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
@@ -47,10 +48,16 @@ Examples:
           return;
         }
         if (pid === undefined) throw new GraftError("USAGE", "give a PID (or --all-of BIN)");
-        const result = patchStatus(parsePid(pid));
+        const target = parsePid(pid);
+        const trace = traceStatus(target);
+        const result = { ...patchStatus(target), ...(trace === undefined ? {} : { trace }) };
         printResult(result, opts.json, (r) => {
+          const traced =
+            trace === undefined
+              ? ""
+              : `  trace hooks of graft pid ${trace.by.pid} (attached ${trace.by.at}): ${trace.functions} function(s), ${trace.hooksIn} of ${trace.hooks} hook(s) in${trace.tracerRunning ? ", tracing" : ` ← that graft is gone: run graft trace --detach ${r.pid}`}\n`;
           if (r.patches.length === 0 && r.retired.length === 0)
-            return `pid ${r.pid}: no patches applied by graft\n`;
+            return `pid ${r.pid}: no patches applied by graft\n${traced}`;
           let out = `pid ${r.pid} (${r.exe}):\n`;
           for (const p of r.patches) {
             if (p.kind === "callsite") {
@@ -68,7 +75,7 @@ Examples:
             out += `  ${p.id}  ${p.source}  ${p.functions.map((f) => `${f.name} (${f.kind})`).join(", ")}  sites ${p.sites}, code ${p.codeMapped ? `at ${p.mapping.address}` : "not mapped"}${warn}\n`;
           }
           for (const m of r.retired) out += `  retired code of ${m.patch} at ${m.address} (${m.reason})\n`;
-          return out;
+          return out + traced;
         });
       }),
     );

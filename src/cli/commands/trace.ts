@@ -3,11 +3,11 @@ import type { Command } from "commander";
 import { GraftError } from "../../core/errors.js";
 import { buildTraceReport } from "../../live/trace-report.js";
 import { runTrace } from "../../live/trace-run.js";
-import { attachTrace } from "../../live/trace-session.js";
+import { attachTrace, detachLeftTrace } from "../../live/trace-session.js";
 import { traceUsdt } from "../../live/usdt-trace.js";
 import { reapStarted, resumeStarted, startStopped } from "../../process/start-stopped.js";
 import { hasInvariantTsc, tscClock } from "../../process/tsc.js";
-import { toJson } from "../output.js";
+import { printResult, toJson } from "../output.js";
 import { parsePid } from "../parse-pid.js";
 import {
   chromeTraceChunks,
@@ -34,6 +34,7 @@ interface TraceCliOptions {
   bufferSize: string;
   maxThreads: string;
   prefault: boolean;
+  detach: boolean;
   json: boolean;
 }
 
@@ -170,6 +171,11 @@ export function registerTrace(
     .option("--buffer-size <bytes>", "event buffer per thread, a power of two (e.g. 64M)", "16M")
     .option("--max-threads <n>", "threads traced at once, a power of two", "64")
     .option("--prefault", "allocate every event buffer at attach (no page faults while tracing)", false)
+    .option(
+      "--detach",
+      "take out the hooks a graft trace left in PID when it was killed before detaching",
+      false,
+    )
     .option("--json", "print the summary, losses and detach result as JSON", false)
     .addHelpText(
       "after",
@@ -181,6 +187,7 @@ Examples:
   graft trace $(pidof server) --args parse_header --depth 2
   graft trace $(pidof server) --format json -o calls.jsonl
   graft trace $(pidof postgres) --usdt 'postgresql:query__*' --duration 10
+  graft trace --detach $(pidof server)             after a graft trace was killed (see graft status)
 
 With -- CMD, graft exits with the command's exit status (128 + N when signal N ended it), once
 the command has exited while traced.`,
@@ -198,6 +205,16 @@ the command has exited while traced.`,
         }
         if (command.length === 0 && pidText === undefined) {
           throw new GraftError("USAGE", "give a PID, or a command after --");
+        }
+        if (opts.detach) {
+          if (command.length > 0) throw new GraftError("USAGE", "--detach takes a PID, not a command");
+          const left = detachLeftTrace(parsePid(pidText!));
+          printResult(left, opts.json, (r) =>
+            r.targetExited
+              ? `graft: the process has exited; the trace journal of graft pid ${r.by.pid} is removed\n`
+              : `graft: detached the trace graft pid ${r.by.pid} left (attached ${r.by.at}, ${r.functions} function(s)): ${r.sitesRestored} hook(s) restored, ${r.returnAddressesRestored} return address(es) put back, runtime ${r.unmapped ? "unmapped" : `kept mapped (${r.keptBecause})`}\n`,
+          );
+          return;
         }
         const ringBytes = parseSize(opts.bufferSize);
         const depth = positive(opts.depth, "--depth");

@@ -303,6 +303,38 @@ describe("graft trace, repeated and started", () => {
     expect(textMatchesFile(target.pid, exe)).toBe(true);
   });
 
+  it("takes out with --detach the hooks a killed graft trace left, and refuses while a tracer runs", async () => {
+    target = startTarget(exe, [], dir, "trace-left");
+    await waitFor(() => output(target!).startsWith("ready"), "the target to start");
+    const live = await startGraft([String(target.pid), "--format", "summary"]);
+    const busy = runGraft(["trace", "--detach", String(target.pid)], env);
+    expect(busy.status).not.toBe(0);
+    expect(busy.stderr).toMatch(/^graft: error: .*TARGET_LOCKED|is changing process/m);
+    // Killed in the middle of a round: calls may be in flight (their return addresses hijacked).
+    process.kill(target.pid, "SIGUSR1");
+    live.child.kill("SIGKILL");
+    await live.done;
+    await waitFor(() => roundLine(target!, 1) !== undefined, "round 1");
+    expect(textMatchesFile(target.pid, exe)).toBe(false);
+    const status = runGraft(["status", String(target.pid)], env);
+    expect(status.stdout).toMatch(
+      /trace hooks of graft pid \d+ .* that graft is gone: run graft trace --detach/,
+    );
+    const r = runGraft(["trace", "--detach", String(target.pid), "--json"], env);
+    expect(r.status, r.stderr).toBe(0);
+    const left = JSON.parse(r.stdout) as { sitesRestored: number; unmapped: boolean; functions: number };
+    expect(left.sitesRestored).toBeGreaterThanOrEqual(left.functions);
+    expect(textMatchesFile(target.pid, exe)).toBe(true);
+    expect(maps(target.pid).some((m) => m.path.includes("graft-trace"))).toBe(false);
+    process.kill(target.pid, "SIGUSR1");
+    await waitFor(() => roundLine(target!, 2) !== undefined, "round 2");
+    expect(roundLine(target, 2)).toBe(roundLine(target, 1));
+    expect(runGraft(["status", String(target.pid)], env).stdout).not.toContain("trace hooks");
+    const again = runGraft(["trace", "--detach", String(target.pid)], env);
+    expect(again.status).not.toBe(0);
+    expect(again.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
   it("ends with the exit status of a command it started (code, or 128 + the signal that ended it)", () => {
     const exits = buildFixture({
       compiler: "gcc",
