@@ -1,16 +1,7 @@
-import {
-  closeSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { GraftError } from "../core/errors.js";
+import { syncFolder, writeFileDurably } from "./durable-file.js";
 import { processKey, stateDir } from "./state-dir.js";
 
 /** One byte range graft changes: what was there, what graft puts there. Hex strings. */
@@ -162,26 +153,8 @@ export function saveJournal(journal: Journal): void {
     try {
       unlinkSync(path);
     } catch {}
-    syncDir();
+    syncFolder(stateDir());
     return;
   }
-  const tmp = `${path}.tmp${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(journal, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
-  syncDir();
-}
-
-function syncDir(): void {
-  const fd = openSync(stateDir(), "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileDurably(path, `${JSON.stringify(journal, null, 2)}\n`);
 }

@@ -7,9 +7,10 @@
  * as the tracer itself would have; `graft status PID` reports it. One file per process, named by
  * its PID and start time like the patch journal (a reused PID never inherits it).
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import { readFileSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { GraftError } from "../core/errors.js";
+import { writeFileDurably } from "./durable-file.js";
 import { processKey, stateDir } from "./state-dir.js";
 
 export interface TraceJournal {
@@ -46,18 +47,9 @@ function pathOf(key: string): string {
   return join(stateDir(), `${key}.trace.json`);
 }
 
-/** Durably write the journal (temp file, fsync, rename). */
+/** Durably write the journal (before the first hook byte: write-ahead). */
 export function saveTraceJournal(journal: TraceJournal): void {
-  const path = pathOf(journal.key);
-  const tmp = `${path}.tmp${process.pid}`;
-  const fd = openSync(tmp, "w", 0o600);
-  try {
-    writeSync(fd, `${JSON.stringify(journal, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, path);
+  writeFileDurably(pathOf(journal.key), `${JSON.stringify(journal, null, 2)}\n`);
 }
 
 /** The journal of a trace attached to `pid`, or undefined when none is on record. */

@@ -324,23 +324,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.lea(R.r10, R.rsp, FRAME);
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
-  // The usual case first: the top entry is this return's. Write its exit, pop it, leave.
-  e.test(R.rcx, R.rcx, 32);
-  e.jcc(CC.e, "exit.other");
-  e.dec(R.rcx, 32);
-  e.mov(R.rax, R.rcx, 32);
-  e.shl(R.rax, 5);
-  e.alu("add", R.rax, R.r9);
-  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
-  e.jcc(CC.ne, "exit.search");
-  e.mov(R.r10, R.r9); // r10: the shadow block
-  e.mov(R.r9, R.rax);
-  e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
-  exitRecord((x) => `exit.top.${x}`);
-  e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
-  e.store(R.rsp, FRAME, R.rax);
-  e.store(R.r10, SHADOW_DEPTH, R.rcx, 32);
-  e.jmp("exit.leave");
   e.bind("exit.search"); // the topmost entry whose slot is the one just returned through
   e.test(R.rcx, R.rcx, 32);
   e.jcc(CC.e, "exit.other");
@@ -354,10 +337,23 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   // longjmp on this stack: record them as unwound (top first). The others belong to another stack
   // (a coroutine's, a signal's alternate stack) and stay: they return later through their own slots.
   e.load(R.rdx, R.r9, SHADOW_DEPTH, 32);
+  e.dec(R.rdx, 32);
+  e.alu("cmp", R.rdx, R.rcx, 32);
+  e.jcc(CC.ne, "exit.above");
+  // The usual case: the match is the top entry (rax). Write its exit, pop it, leave.
+  e.mov(R.r10, R.r9); // r10: the shadow block
+  e.mov(R.r9, R.rax);
+  e.movImm64(R.r11, BigInt(RECORD_KIND.exit) << 56n);
+  exitRecord((x) => `exit.top.${x}`);
+  e.load(R.rax, R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
+  e.store(R.rsp, FRAME, R.rax);
+  e.store(R.r10, SHADOW_DEPTH, R.rcx, 32);
+  e.jmp("exit.leave");
   e.bind("exit.unwound");
   e.dec(R.rdx, 32);
   e.alu("cmp", R.rdx, R.rcx, 32);
   e.jcc(CC.be, "exit.matched");
+  e.bind("exit.above");
   unwoundTest(R.rdx, "exit.unwound");
   e.push(R.rcx);
   e.push(R.rdx);
