@@ -15,7 +15,7 @@ import {
   MAP,
   PROT,
 } from "../process/syscall-inject.js";
-import { pickQuietThread } from "../process/threads.js";
+import { listThreads, pickQuietThread } from "../process/threads.js";
 import { type AuditNote, audited } from "./audit-log.js";
 import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
@@ -293,9 +293,16 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       journal.patches = journal.patches.filter((p) => p !== record);
       saveJournal(journal);
     };
+    // A process with one thread is stopped once for both steps: stopping its only thread to map the
+    // code stops the whole process already, so a second stop for the redirects would only add one.
+    let alone: StoppedProcess | undefined;
+    const withThread = <T>(work: (stopped: StoppedProcess) => T): T =>
+      alone === undefined ? withOneThread(pid, work) : work(alone);
     try {
-      loadCode(pid, mem, linked.image, base, layout.segments, options.sharedCode ?? true);
+      alone = stopIfSingleThreaded(pid, options.stopTimeoutMs);
+      loadCode(pid, mem, linked.image, base, layout.segments, options.sharedCode ?? true, withThread);
     } catch (e) {
+      alone?.resume();
       undoJournal();
       throw e;
     }
@@ -321,11 +328,13 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
             planned.map((w) => ({ ...w, faultPoint: `apply:wrote-${w.role}` })),
             {
               checkSignalFrames: maps,
+              ...(alone === undefined ? {} : { stopped: alone }),
               ...(findBlockers === undefined ? {} : { findBlockers }),
               ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
             },
           );
         } catch (e) {
+          alone = undefined; // resumed by writeWhileStopped: a retry stops the process anew
           // Quiescence: back off 1, 2, 4 … 64 ms between looks (each look stops every thread) until the deadline.
           if (e instanceof RefusedError && e.code === "THREAD_NOT_QUIESCENT" && nowNs() < deadline) {
             sleepSync(Math.min(64, 2 ** quiet++));
@@ -337,8 +346,10 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
         }
       }
     } catch (e) {
+      alone?.resume();
+      alone = undefined;
       if (e instanceof GraftError && /rollback incomplete/.test(e.message)) throw e; // journal stays: revert finishes
-      unloadCode(pid, base, layout.size);
+      unloadCode(withThread, base, layout.size);
       undoJournal();
       throw e;
     }
@@ -354,6 +365,18 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
 }
 
 type Segments = ReturnType<typeof layoutPatch>["segments"];
+
+/** Runs `work` with a thread stopped that can inject system calls. */
+type WithThread = <T>(work: (stopped: StoppedProcess) => T) => T;
+
+/**
+ * The whole process stopped, when it has a single thread (undefined otherwise, nothing stopped). A
+ * thread it starts meanwhile is stopped too (stopProcess follows clones), which is still correct.
+ */
+function stopIfSingleThreaded(pid: number, timeoutMs: number | undefined): StoppedProcess | undefined {
+  if (listThreads(pid).length !== 1) return undefined;
+  return stopProcess(pid, timeoutMs === undefined ? {} : { timeoutMs });
+}
 
 /** Stop one quiet thread (the others run on) to inject system calls. */
 function withOneThread<T>(pid: number, work: (stopped: StoppedProcess) => T): T {
@@ -380,10 +403,11 @@ function loadCode(
   base: bigint,
   segments: Segments,
   shared: boolean,
+  withThread: WithThread,
 ): void {
   const textEnd = segments.find((s) => s.kind !== "text")?.offset ?? BigInt(image.length);
   let privateFrom = 0n;
-  withOneThread(pid, (stopped) => {
+  withThread((stopped) => {
     if (shared && textEnd > 0n && mapSharedText(stopped, mem, image.subarray(0, Number(textEnd)), base))
       privateFrom = textEnd;
     try {
@@ -415,7 +439,7 @@ function loadCode(
       });
     }
   } catch (e) {
-    unloadCode(pid, base, BigInt(image.length));
+    unloadCode(withThread, base, BigInt(image.length));
     throw e;
   }
   faultPoint("apply:loaded");
@@ -480,8 +504,8 @@ function mapSharedText(stopped: StoppedProcess, mem: ProcessMemory, text: Uint8A
   }
 }
 
-function unloadCode(pid: number, base: bigint, size: bigint): void {
-  withOneThread(pid, (stopped) => injectMunmap(stopped, base, size));
+function unloadCode(withThread: WithThread, base: bigint, size: bigint): void {
+  withThread((stopped) => injectMunmap(stopped, base, size));
 }
 
 function dataOffsetField(elf: PatchFile["elf"], layout: PatchLayout): { dataOffset?: string } {

@@ -287,7 +287,9 @@ export function stopProcess(pid: number, options: StopOptions = {}): StoppedProc
       throw new ProcessError("NO_SUCH_PROCESS", `process ${pid} has no live thread`, { pid, op: "stop" });
     }
     const realtime = options.realtime ?? true;
-    const boost = realtime ? boostToRealtime() : undefined;
+    // One PTRACE_INTERRUPT has nothing after it for a woken thread to delay: no boost (two
+    // sched_setscheduler calls saved on every single-threaded target).
+    const boost = realtime && seized.length > 1 ? boostToRealtime() : undefined;
     const interruptedAt = nowNs();
     try {
       for (const tid of seized) tryInterrupt(pid, tid);
