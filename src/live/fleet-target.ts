@@ -77,8 +77,17 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Run the operation on one process; never throws (the error becomes the row). */
-export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetShared): FleetProcessResult {
+/**
+ * Run the operation on one process; never throws (the error becomes the row). `measureMemory`: read
+ * Private_Dirty before and after (two /proc/PID/smaps_rollup walks, ~0.1 ms each; a fleet may
+ * measure a sample only, FleetOptions.memorySample).
+ */
+export function runFleetTarget(
+  pid: number,
+  op: FleetOperation,
+  shared: FleetShared,
+  measureMemory = true,
+): FleetProcessResult {
   const started = performance.now();
   const ms = (): number => performance.now() - started;
   try {
@@ -92,7 +101,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
         ms: ms(),
       };
     }
-    const before = findPrivateDirtyKiB(pid);
+    const before = measureMemory ? findPrivateDirtyKiB(pid) : undefined;
     let pauseNs = 0;
     let outcome: FleetOutcome;
     if (op.kind === "apply") {
@@ -116,7 +125,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
       pauseNs = Math.max(0, ...r.pauses.map((p) => p.windowNs));
       outcome = "reverted";
     }
-    const after = findPrivateDirtyKiB(pid);
+    const after = before === undefined ? undefined : findPrivateDirtyKiB(pid);
     return {
       pid,
       outcome,

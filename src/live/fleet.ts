@@ -23,6 +23,12 @@ export interface FleetOptions {
   readonly onProgress?: (done: number, total: number) => void;
   /** Only these PIDs (they must map the binary); default every process that does. */
   readonly pids?: readonly number[];
+  /**
+   * Measure the private memory gained (apply) or given back (revert) on this many processes, spread
+   * evenly over the list; default every process. Each measure walks the process's page tables twice
+   * (smaps_rollup), a tenth of a millisecond each, worth saving on a fleet of thousands.
+   */
+  readonly memorySample?: number;
 }
 
 export interface FleetResult {
@@ -80,7 +86,8 @@ export async function runFleet(
       });
     }
     removeStaleJournals();
-    rows = await runAll(pids, op, { patchFile, moduleCache: new ModuleCache() }, pool, options);
+    const measured = spreadSample(pids, options.memorySample);
+    rows = await runAll(pids, op, { patchFile, moduleCache: new ModuleCache() }, pool, options, measured);
   } finally {
     for (const w of pool) if (w.connected) w.disconnect();
   }
@@ -99,6 +106,14 @@ export async function runFleet(
 }
 
 const FAILED = new Set(["failed", "refused", "gone"]);
+
+/** `count` of `pids` spread evenly over the list (every one when count is undefined or large enough). */
+function spreadSample(pids: readonly number[], count: number | undefined): ReadonlySet<number> {
+  if (count === undefined || count >= pids.length) return new Set(pids);
+  const out = new Set<number>();
+  for (let i = 0; i < count; i++) out.add(pids[Math.floor((i * pids.length) / count)]!);
+  return out;
+}
 
 /** The worker's entry point, beside this file (`.ts` when graft runs from source, through tsx). */
 function workerEntry(): { path: string; execArgv: string[] } {
@@ -133,6 +148,7 @@ function runAll(
   shared: FleetShared,
   pool: readonly Worker[],
   options: FleetOptions,
+  measured: ReadonlySet<number>,
 ): Promise<FleetProcessResult[]> {
   const rows: FleetProcessResult[] = [];
   const queue = [...pids];
@@ -160,7 +176,7 @@ function runAll(
           return;
         }
         w.current = pid;
-        w.send({ pid });
+        w.send({ pid, measureMemory: measured.has(pid) });
       };
       w.on("message", (m: { ready?: boolean; row?: FleetProcessResult }) => {
         if (m.row !== undefined) {
@@ -190,7 +206,7 @@ function runAll(
         finish();
         return;
       }
-      record(withoutStaleSweep(() => runFleetTarget(pid, op, shared)));
+      record(withoutStaleSweep(() => runFleetTarget(pid, op, shared, measured.has(pid))));
       setImmediate(local);
     };
     setImmediate(local);

@@ -105,8 +105,10 @@ describe("graft --all-of", () => {
     const status = await runFleet(exe, { kind: "status" }, { pids });
     expect(status.summary).toEqual({ patched: COUNT - 1 });
 
-    const reverted = await runFleet(exe, { kind: "revert" }, { jobs: 2, pids });
+    const reverted = await runFleet(exe, { kind: "revert" }, { jobs: 2, pids, memorySample: 10 });
     expect(reverted.summary).toEqual({ reverted: COUNT - 1 });
+    // Private memory measured on a sample of 10, spread over the fleet.
+    expect(reverted.processes.filter((p) => p.privateKiB !== undefined)).toHaveLength(10);
     for (const t of live)
       await waitForTick(t, (k) => k.value === 14, { after: lastTick(t), what: "old answers" });
     const after = await runFleet(exe, { kind: "status" }, { pids });
