@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { parseElf } from "../formats/elf/elf.js";
 
 /** One process that maps the file looked for. */
@@ -17,11 +17,26 @@ export interface ProcessMappingFile {
  */
 export function findProcessesMapping(buildId: string): ProcessMappingFile[] {
   const ids = new Map<string, string | undefined>();
+  const exeIds = new Map<string, string | undefined>();
   const out: ProcessMappingFile[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
     if (pid === process.pid) continue;
+    // The executable first: one stat of /proc/PID/exe (the very file mapped, deleted or not) instead
+    // of reading the maps; an executable is always mapped from file offset 0. Only processes whose
+    // executable is another file have their maps read, for libraries.
+    const exe = findExecutableIdentity(pid);
+    if (exe !== undefined) {
+      if (!exeIds.has(exe)) exeIds.set(exe, readBuildId(`/proc/${pid}/exe`));
+      if (exeIds.get(exe) === buildId) {
+        const path = findExecutablePath(pid);
+        if (path !== undefined) {
+          out.push({ pid, path });
+          continue;
+        }
+      }
+    }
     let maps: string;
     try {
       maps = readFileSync(`/proc/${pid}/maps`, "latin1");
@@ -41,6 +56,25 @@ export function findProcessesMapping(buildId: string): ProcessMappingFile[] {
     }
   }
   return out;
+}
+
+/** Device and inode of the file a process runs (`/proc/PID/exe` followed), if it can be seen. */
+function findExecutableIdentity(pid: number): string | undefined {
+  try {
+    const st = statSync(`/proc/${pid}/exe`, { bigint: true });
+    return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The executable's path as /proc/PID/maps shows it (with " (deleted)" when it was). */
+function findExecutablePath(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`);
+  } catch {
+    return undefined;
+  }
 }
 
 function readBuildId(path: string): string | undefined {
