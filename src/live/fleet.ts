@@ -76,7 +76,7 @@ export async function runFleet(
   const pool = wanted > 1 ? startWorkers(wanted - 1, op) : [];
   let rows: FleetProcessResult[];
   try {
-    const found = findProcessesMapping(buildId).map((p) => p.pid);
+    const found = findProcessesMapping(buildId, binary).map((p) => p.pid);
     const only = options.pids === undefined ? undefined : new Set(options.pids);
     const pids = only === undefined ? found : found.filter((p) => only.has(p));
     if (pids.length === 0) {

@@ -25,8 +25,10 @@ afterAll(() => {
 
 describe("findProcessesMapping", () => {
   it("finds a process by the build-id of its executable, with the path its maps show", () => {
-    const found = findProcessesMapping(readElfFile(exe).buildId()!);
-    expect(found).toContainEqual({ pid: target.pid, path: exe });
+    const buildId = readElfFile(exe).buildId()!;
+    expect(findProcessesMapping(buildId)).toContainEqual({ pid: target.pid, path: exe });
+    // Given the file, by a stat of /proc/PID/exe: the same answer.
+    expect(findProcessesMapping(buildId, exe)).toContainEqual({ pid: target.pid, path: exe });
   });
 
   it("finds it by the build-id of a library it maps (the executable is another file)", () => {

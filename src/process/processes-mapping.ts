@@ -14,27 +14,24 @@ export interface ProcessMappingFile {
  * the build-id of each distinct file is read once, through /proc/PID/map_files: that opens the very
  * file mapped, so a process still running a binary that was deleted or replaced on disk (an upgrade
  * under a running service) is found too. Processes that exit or cannot be read meanwhile are skipped.
+ * `file`, when given, is a file with that build-id (graft apply --all-of's BIN): processes running it
+ * are recognised by a stat of their executable alone.
  */
-export function findProcessesMapping(buildId: string): ProcessMappingFile[] {
+export function findProcessesMapping(buildId: string, file?: string): ProcessMappingFile[] {
   const ids = new Map<string, string | undefined>();
-  const exeIds = new Map<string, string | undefined>();
   const out: ProcessMappingFile[] = [];
+  const known = file === undefined ? undefined : fileIdentity(file);
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const pid = Number(name);
     if (pid === process.pid) continue;
-    // The executable first: one stat of /proc/PID/exe (the very file mapped, deleted or not) instead
-    // of reading the maps; an executable is always mapped from file offset 0. Only processes whose
-    // executable is another file have their maps read, for libraries.
-    const exe = findExecutableIdentity(pid);
-    if (exe !== undefined) {
-      if (!exeIds.has(exe)) exeIds.set(exe, readBuildId(`/proc/${pid}/exe`));
-      if (exeIds.get(exe) === buildId) {
-        const path = findExecutablePath(pid);
-        if (path !== undefined) {
-          out.push({ pid, path });
-          continue;
-        }
+    // A process running `file` itself: one stat of /proc/PID/exe (which leads to the very file
+    // mapped) says so, without reading and parsing its maps.
+    if (known !== undefined && fileIdentity(`/proc/${pid}/exe`) === known) {
+      const path = findExecutablePath(pid);
+      if (path !== undefined) {
+        out.push({ pid, path });
+        continue;
       }
     }
     let maps: string;
@@ -58,10 +55,10 @@ export function findProcessesMapping(buildId: string): ProcessMappingFile[] {
   return out;
 }
 
-/** Device and inode of the file a process runs (`/proc/PID/exe` followed), if it can be seen. */
-function findExecutableIdentity(pid: number): string | undefined {
+/** Device, inode, size and modification time of a file (symbolic links followed). */
+function fileIdentity(path: string): string | undefined {
   try {
-    const st = statSync(`/proc/${pid}/exe`, { bigint: true });
+    const st = statSync(path, { bigint: true });
     return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}`;
   } catch {
     return undefined;
