@@ -183,7 +183,8 @@ export class StoppedProcess {
   resume(): StopWindow {
     if (this.#window !== undefined) return this.#window;
     const called = nowNs();
-    const boost = this.#realtime ? boostToRealtime() : undefined;
+    // As for the interrupts: one PTRACE_DETACH has no other detach after it to delay.
+    const boost = this.#realtime && this.#controls.size > 1 ? boostToRealtime() : undefined;
     let redelivered = 0;
     const resend: [number, number][] = [];
     let done: bigint;
