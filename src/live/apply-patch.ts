@@ -174,7 +174,16 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       if (!resolved.has(name)) resolved.set(name, modules.resolve(target, name));
       return resolved.get(name);
     };
-    let layout = layoutPatch(patch.elf, isDefined);
+    // Right below the module (the usual place, see placeBelowModule), the code reaches the module's
+    // functions and variables with rel32: calls need no stub and GOT loads become `lea` with no slot,
+    // so a fix using nothing else has no GOT and no rodata page (one system call and one private page
+    // less per process). Elsewhere, the plain layout: a stub and a slot for every external.
+    const isNear = (name: string): boolean => {
+      if (isDefined(name)) return true;
+      const at = resolve(name);
+      return at !== undefined && distance(at, target.module.start) < REL32_SAFE;
+    };
+    let layout = layoutPatch(patch.elf, isDefined, isNear);
     const siteAddresses = m.functions.flatMap((f) => f.writes.map((w) => BigInt(w.address) + target.bias));
     const low = siteAddresses.reduce((a, b) => (b < a ? b : a));
     const high = siteAddresses.reduce((a, b) => (b > a ? b : a));
@@ -183,22 +192,10 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       end: high > target.module.end ? high : target.module.end,
     };
     let region = placeBelowModule(maps, target.module.start, layout.size);
-    if (region !== undefined) {
-      // Right below the module, the code reaches the module's functions and variables with rel32: calls
-      // need no stub and GOT loads become `lea` with no slot, so a fix using nothing else has no GOT,
-      // no rodata page (one system call and one private page less per process). Smaller, it still fits.
-      const isNear = (name: string): boolean => {
-        if (isDefined(name)) return true;
-        const at = resolve(name);
-        return at !== undefined && distance(at, target.module.start) < REL32_SAFE;
-      };
-      const near = layoutPatch(patch.elf, isDefined, isNear);
-      if (near.size < layout.size) {
-        layout = near;
-        region = placeBelowModule(maps, target.module.start, layout.size);
-      }
+    if (region === undefined) {
+      layout = layoutPatch(patch.elf, isDefined);
+      region = findFreeRegionNear(maps, near, layout.size);
     }
-    region ??= findFreeRegionNear(maps, near, layout.size);
     if (region === undefined) {
       throw new RefusedError(
         "SYSCALL_INJECTION_FAILED",
