@@ -89,6 +89,8 @@ export interface ThreadControl {
   /** Further signals met while the thread was driven (single-stepped); re-sent with tgkill. */
   readonly extra: number[];
   regs: Registers | undefined;
+  /** The thread's own signal mask, read at its first injection (it cannot change while stopped). */
+  mask?: bigint;
 }
 
 /** Where the time of one stop→resume cycle went, in nanoseconds. */

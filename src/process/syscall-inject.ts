@@ -103,7 +103,8 @@ export function injectSyscall(
     r8: arg(4),
     r9: arg(5),
   };
-  const mask = getSigMask(tid, pid);
+  control.mask ??= getSigMask(tid, pid);
+  const mask = control.mask;
   setSigMask(tid, ALL_SIGNALS, pid);
   let after: Registers;
   try {
