@@ -60,6 +60,8 @@ export interface FleetProcessResult {
   readonly patches?: readonly string[];
   /** Wall time graft spent on this process, in milliseconds. */
   readonly ms: number;
+  /** The graft process that handled it: graft's own PID or a --jobs worker's (how the work was split). */
+  readonly by?: number;
 }
 
 /** What is read once and shared by every process one worker handles. */

@@ -28,7 +28,10 @@ process.on("message", (message: { op?: FleetOperation; pid?: number; measureMemo
   }
   if (message.pid === undefined || op === undefined || shared === undefined) return;
   const pid = message.pid;
-  const row = withoutStaleSweep(() => runFleetTarget(pid, op!, shared!, message.measureMemory ?? true));
+  const row = {
+    ...withoutStaleSweep(() => runFleetTarget(pid, op!, shared!, message.measureMemory ?? true)),
+    by: process.pid,
+  };
   process.send?.({ row });
 });
 process.on("disconnect", () => process.exit(0));
