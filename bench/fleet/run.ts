@@ -6,7 +6,7 @@
  * output says. The targets (test/scenarios/fleet/target.c) sleep between calls and check their
  * own answers; every one is checked alive and patched (by graft status, which reads the bytes).
  *
- *   npx tsx bench/fleet/run.ts [--processes N] [--jobs J] [--gdb-sample S]
+ *   npx tsx bench/fleet/run.ts [--processes N] [--jobs J] [--gdb-sample S] [--memory-sample M]
  *   (npm run bench:fleet -- --processes N)
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -31,6 +31,8 @@ function arg(name: string, fallback: number): number {
 const N = arg("--processes", 1000);
 const JOBS = arg("--jobs", cpus().length);
 const SAMPLE = Math.min(N, arg("--gdb-sample", 50));
+// Private memory is measured (smaps_rollup before and after) on this many of the N, spread evenly.
+const MEMORY_SAMPLE = Math.min(N, arg("--memory-sample", 50));
 const GOAL_S = 2;
 
 function quantile(values: number[], q: number): number {
@@ -78,10 +80,18 @@ try {
     return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
   };
   const cpuBefore = cpuSeconds();
-  const applied = await runFleet(exe, { kind: "apply", patch }, { jobs: JOBS, continueOnError: true, pids });
+  const applied = await runFleet(
+    exe,
+    { kind: "apply", patch },
+    { jobs: JOBS, continueOnError: true, pids, memorySample: MEMORY_SAMPLE },
+  );
   const applyCpu = cpuSeconds() - cpuBefore;
   const status = await runFleet(exe, { kind: "status" }, { jobs: JOBS, pids });
-  const reverted = await runFleet(exe, { kind: "revert" }, { jobs: JOBS, continueOnError: true, pids });
+  const reverted = await runFleet(
+    exe,
+    { kind: "revert" },
+    { jobs: JOBS, continueOnError: true, pids, memorySample: MEMORY_SAMPLE },
+  );
   const pauses = applied.processes.flatMap((p) => (p.pauseMs === undefined ? [] : [p.pauseMs]));
   const priv = applied.processes.flatMap((p) => (p.privateKiB === undefined ? [] : [p.privateKiB]));
   const alive = pids.filter((p) => {
@@ -136,13 +146,18 @@ try {
   console.log(
     `apply CPU time of graft (all jobs, user+sys): ${applyCpu.toFixed(2)} s = ${((applyCpu * 1000) / N).toFixed(2)} ms/process; load average ${readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ")}`,
   );
+  const split = new Map<number, number>();
+  for (const p of applied.processes) if (p.by !== undefined) split.set(p.by, (split.get(p.by) ?? 0) + 1);
+  console.log(
+    `apply split over the jobs: ${[...split].map(([by, n]) => `${by === process.pid ? "graft" : `worker ${by}`} ${n}`).join(", ")}`,
+  );
   console.log(`status --all-of: ${s(status.totalMs)} (${JSON.stringify(status.summary)})`);
   console.log(`revert --all-of: ${s(reverted.totalMs)} (${JSON.stringify(reverted.summary)})`);
   console.log(
-    `pause per process: p50 ${quantile(pauses, 0.5).toFixed(2)} ms, p99 ${quantile(pauses, 0.99).toFixed(2)} ms, max ${Math.max(...pauses).toFixed(2)} ms`,
+    `pause per process (the targets are single-threaded: one stop maps the code and writes the redirects): p50 ${quantile(pauses, 0.5).toFixed(2)} ms, p99 ${quantile(pauses, 0.99).toFixed(2)} ms, max ${Math.max(...pauses).toFixed(2)} ms`,
   );
   console.log(
-    `private memory gained per process (Private_Dirty): p50 ${quantile(priv, 0.5)} KiB, max ${Math.max(...priv)} KiB`,
+    `private memory gained per process (Private_Dirty, measured on ${priv.length} of the ${N}): p50 ${quantile(priv, 0.5)} KiB, max ${Math.max(...priv)} KiB`,
   );
   console.log(
     `  the same patch as a private copy in each process (no shared code file, ${sample.length} processes): p50 ${quantile(privUnshared, 0.5)} KiB, max ${Math.max(...privUnshared)} KiB`,

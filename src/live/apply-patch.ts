@@ -15,7 +15,7 @@ import {
   MAP,
   PROT,
 } from "../process/syscall-inject.js";
-import { pickQuietThread } from "../process/threads.js";
+import { listThreads, pickQuietThread } from "../process/threads.js";
 import { type AuditNote, audited } from "./audit-log.js";
 import type { Consistency } from "./consistency.js";
 import { faultPoint } from "./fault-point.js";
@@ -168,7 +168,22 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
         .filter((s) => s.st_shndx !== 0)
         .map((s) => s.name),
     );
-    const layout = layoutPatch(patch.elf, (name) => defined.has(name));
+    const isDefined = (name: string): boolean => defined.has(name);
+    const resolved = new Map<string, bigint | undefined>();
+    const resolve = (name: string): bigint | undefined => {
+      if (!resolved.has(name)) resolved.set(name, modules.resolve(target, name));
+      return resolved.get(name);
+    };
+    // Right below the module (the usual place, see placeBelowModule), the code reaches the module's
+    // functions and variables with rel32: calls need no stub and GOT loads become `lea` with no slot,
+    // so a fix using nothing else has no GOT and no rodata page (one system call and one private page
+    // less per process). Elsewhere, the plain layout: a stub and a slot for every external.
+    const isNear = (name: string): boolean => {
+      if (isDefined(name)) return true;
+      const at = resolve(name);
+      return at !== undefined && distance(at, target.module.start) < REL32_SAFE;
+    };
+    let layout = layoutPatch(patch.elf, isDefined, isNear);
     const siteAddresses = m.functions.flatMap((f) => f.writes.map((w) => BigInt(w.address) + target.bias));
     const low = siteAddresses.reduce((a, b) => (b < a ? b : a));
     const high = siteAddresses.reduce((a, b) => (b > a ? b : a));
@@ -176,8 +191,11 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       start: low < target.module.start ? low : target.module.start,
       end: high > target.module.end ? high : target.module.end,
     };
-    const region =
-      placeBelowModule(maps, target.module.start, layout.size) ?? findFreeRegionNear(maps, near, layout.size);
+    let region = placeBelowModule(maps, target.module.start, layout.size);
+    if (region === undefined) {
+      layout = layoutPatch(patch.elf, isDefined);
+      region = findFreeRegionNear(maps, near, layout.size);
+    }
     if (region === undefined) {
       throw new RefusedError(
         "SYSCALL_INJECTION_FAILED",
@@ -215,7 +233,7 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
         })),
       { name: "munmap", args: [base, layout.size] },
     ]);
-    const linked = linkPatch(patch.elf, layout, base, (name) => modules.resolve(target, name));
+    const linked = linkPatch(patch.elf, layout, base, resolve);
 
     const functions: AppliedFunction[] = [];
     const planned: PlannedWrite[] = [];
@@ -293,9 +311,16 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
       journal.patches = journal.patches.filter((p) => p !== record);
       saveJournal(journal);
     };
+    // A process with one thread is stopped once for both steps: stopping its only thread to map the
+    // code stops the whole process already, so a second stop for the redirects would only add one.
+    let alone: StoppedProcess | undefined;
+    const withThread = <T>(work: (stopped: StoppedProcess) => T): T =>
+      alone === undefined ? withOneThread(pid, work) : work(alone);
     try {
-      loadCode(pid, mem, linked.image, base, layout.segments, options.sharedCode ?? true);
+      alone = stopIfSingleThreaded(pid, options.stopTimeoutMs);
+      loadCode(pid, mem, linked.image, base, layout.segments, options.sharedCode ?? true, withThread);
     } catch (e) {
+      alone?.resume();
       undoJournal();
       throw e;
     }
@@ -321,11 +346,13 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
             planned.map((w) => ({ ...w, faultPoint: `apply:wrote-${w.role}` })),
             {
               checkSignalFrames: maps,
+              ...(alone === undefined ? {} : { stopped: alone }),
               ...(findBlockers === undefined ? {} : { findBlockers }),
               ...(options.stopTimeoutMs === undefined ? {} : { stopTimeoutMs: options.stopTimeoutMs }),
             },
           );
         } catch (e) {
+          alone = undefined; // resumed by writeWhileStopped: a retry stops the process anew
           // Quiescence: back off 1, 2, 4 … 64 ms between looks (each look stops every thread) until the deadline.
           if (e instanceof RefusedError && e.code === "THREAD_NOT_QUIESCENT" && nowNs() < deadline) {
             sleepSync(Math.min(64, 2 ** quiet++));
@@ -337,8 +364,10 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
         }
       }
     } catch (e) {
+      alone?.resume();
+      alone = undefined;
       if (e instanceof GraftError && /rollback incomplete/.test(e.message)) throw e; // journal stays: revert finishes
-      unloadCode(pid, base, layout.size);
+      unloadCode(withThread, base, layout.size);
       undoJournal();
       throw e;
     }
@@ -354,6 +383,25 @@ function applyOnce(pid: number, patchPath: string, options: ApplyOptions, note: 
 }
 
 type Segments = ReturnType<typeof layoutPatch>["segments"];
+
+/**
+ * Symbols this close to the module's start are within rel32 reach of code placed right below it
+ * (a patch image is far smaller than the other half of the ±2 GiB).
+ */
+const REL32_SAFE = 1n << 30n;
+const distance = (a: bigint, b: bigint): bigint => (a > b ? a - b : b - a);
+
+/** Runs `work` with a thread stopped that can inject system calls. */
+type WithThread = <T>(work: (stopped: StoppedProcess) => T) => T;
+
+/**
+ * The whole process stopped, when it has a single thread (undefined otherwise, nothing stopped). A
+ * thread it starts meanwhile is stopped too (stopProcess follows clones), which is still correct.
+ */
+function stopIfSingleThreaded(pid: number, timeoutMs: number | undefined): StoppedProcess | undefined {
+  if (listThreads(pid).length !== 1) return undefined;
+  return stopProcess(pid, timeoutMs === undefined ? {} : { timeoutMs });
+}
 
 /** Stop one quiet thread (the others run on) to inject system calls. */
 function withOneThread<T>(pid: number, work: (stopped: StoppedProcess) => T): T {
@@ -380,10 +428,11 @@ function loadCode(
   base: bigint,
   segments: Segments,
   shared: boolean,
+  withThread: WithThread,
 ): void {
   const textEnd = segments.find((s) => s.kind !== "text")?.offset ?? BigInt(image.length);
   let privateFrom = 0n;
-  withOneThread(pid, (stopped) => {
+  withThread((stopped) => {
     if (shared && textEnd > 0n && mapSharedText(stopped, mem, image.subarray(0, Number(textEnd)), base))
       privateFrom = textEnd;
     try {
@@ -415,7 +464,7 @@ function loadCode(
       });
     }
   } catch (e) {
-    unloadCode(pid, base, BigInt(image.length));
+    unloadCode(withThread, base, BigInt(image.length));
     throw e;
   }
   faultPoint("apply:loaded");
@@ -480,8 +529,8 @@ function mapSharedText(stopped: StoppedProcess, mem: ProcessMemory, text: Uint8A
   }
 }
 
-function unloadCode(pid: number, base: bigint, size: bigint): void {
-  withOneThread(pid, (stopped) => injectMunmap(stopped, base, size));
+function unloadCode(withThread: WithThread, base: bigint, size: bigint): void {
+  withThread((stopped) => injectMunmap(stopped, base, size));
 }
 
 function dataOffsetField(elf: PatchFile["elf"], layout: PatchLayout): { dataOffset?: string } {

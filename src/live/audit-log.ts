@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readlinkSync, readSync, writeSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, readSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { GraftError, RefusedError } from "../core/errors.js";
@@ -45,6 +45,12 @@ const MAX_LINE = 4000;
  * `.note.gnu.build-id` note in the first page, and reading a 100 MB binary whole for one line is waste.
  * A note is namesz=4, descsz, type=NT_GNU_BUILD_ID (3), "GNU\0", desc [gABI "Note Section"].
  */
+/**
+ * Build-ids already read, by the file's identity: a fleet's thousand processes run one file, and a
+ * running executable cannot be rewritten in place (ETXTBSY), so one scan serves them all.
+ */
+const buildIds = new Map<string, string | undefined>();
+
 function executableBuildId(pid: number): string | undefined {
   let fd: number;
   try {
@@ -53,19 +59,36 @@ function executableBuildId(pid: number): string | undefined {
     return undefined;
   }
   try {
-    const buf = Buffer.alloc(65536);
-    const n = readSync(fd, buf, 0, buf.length, 0);
-    for (let i = 0; i + 16 <= n; i += 4) {
-      if (buf.readUInt32LE(i) !== 4 || buf.readUInt32LE(i + 8) !== 3) continue;
-      if (buf.toString("latin1", i + 12, i + 16) !== "GNU\0") continue;
-      const size = buf.readUInt32LE(i + 4);
-      if (size < 8 || size > 64 || i + 16 + size > n) continue;
-      return buf.toString("hex", i + 16, i + 16 + size);
-    }
-    return undefined;
+    const st = fstatSync(fd, { bigint: true });
+    const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (buildIds.has(key)) return buildIds.get(key);
+    const id = scanBuildId(fd);
+    buildIds.set(key, id);
+    return id;
   } finally {
     closeSync(fd);
   }
+}
+
+function scanBuildId(fd: number): string | undefined {
+  const buf = Buffer.alloc(65536);
+  const n = readSync(fd, buf, 0, buf.length, 0);
+  for (let i = 0; i + 16 <= n; i += 4) {
+    if (buf.readUInt32LE(i) !== 4 || buf.readUInt32LE(i + 8) !== 3) continue;
+    if (buf.toString("latin1", i + 12, i + 16) !== "GNU\0") continue;
+    const size = buf.readUInt32LE(i + 4);
+    if (size < 8 || size > 64 || i + 16 + size > n) continue;
+    return buf.toString("hex", i + 16, i + 16 + size);
+  }
+  return undefined;
+}
+
+let user: { uid: number | undefined; name: string | undefined } | undefined;
+
+/** Who runs graft: looked up once (getpwuid reads the passwd database each time). */
+function currentUser(): { uid: number | undefined; name: string | undefined } {
+  user ??= { uid: process.getuid?.(), name: userName() };
+  return user;
 }
 
 function userName(): string | undefined {
@@ -134,7 +157,7 @@ export function audited<T>(
   } finally {
     const record: AuditRecord = {
       time: new Date().toISOString(),
-      user: { uid: process.getuid?.(), name: userName() },
+      user: currentUser(),
       graftPid: process.pid,
       target,
       action,

@@ -60,6 +60,8 @@ export interface FleetProcessResult {
   readonly patches?: readonly string[];
   /** Wall time graft spent on this process, in milliseconds. */
   readonly ms: number;
+  /** The graft process that handled it: graft's own PID or a --jobs worker's (how the work was split). */
+  readonly by?: number;
 }
 
 /** What is read once and shared by every process one worker handles. */
@@ -77,8 +79,17 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Run the operation on one process; never throws (the error becomes the row). */
-export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetShared): FleetProcessResult {
+/**
+ * Run the operation on one process; never throws (the error becomes the row). `measureMemory`: read
+ * Private_Dirty before and after (two /proc/PID/smaps_rollup walks, ~0.1 ms each; a fleet may
+ * measure a sample only, FleetOptions.memorySample).
+ */
+export function runFleetTarget(
+  pid: number,
+  op: FleetOperation,
+  shared: FleetShared,
+  measureMemory = true,
+): FleetProcessResult {
   const started = performance.now();
   const ms = (): number => performance.now() - started;
   try {
@@ -92,7 +103,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
         ms: ms(),
       };
     }
-    const before = findPrivateDirtyKiB(pid);
+    const before = measureMemory ? findPrivateDirtyKiB(pid) : undefined;
     let pauseNs = 0;
     let outcome: FleetOutcome;
     if (op.kind === "apply") {
@@ -116,7 +127,7 @@ export function runFleetTarget(pid: number, op: FleetOperation, shared: FleetSha
       pauseNs = Math.max(0, ...r.pauses.map((p) => p.windowNs));
       outcome = "reverted";
     }
-    const after = findPrivateDirtyKiB(pid);
+    const after = before === undefined ? undefined : findPrivateDirtyKiB(pid);
     return {
       pid,
       outcome,

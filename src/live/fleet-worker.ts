@@ -4,7 +4,7 @@
  * synchronous, so parallel patching takes one OS thread per worker: a process of its own (its main
  * thread does everything, as in the CLI) is the simplest way, with nothing shared but messages.
  *
- * Protocol over the IPC channel: the parent sends `{ op }` once, then `{ pid }` one at a time; the
+ * Protocol over the IPC channel: the parent sends `{ op }` once, then `{ pid, measureMemory }` one at a time; the
  * worker answers each with `{ row }` and exits when the channel closes.
  */
 
@@ -16,7 +16,7 @@ import { ModuleCache } from "./target-modules.js";
 let shared: FleetShared | undefined;
 let op: FleetOperation | undefined;
 
-process.on("message", (message: { op?: FleetOperation; pid?: number }) => {
+process.on("message", (message: { op?: FleetOperation; pid?: number; measureMemory?: boolean }) => {
   if (message.op !== undefined) {
     op = message.op;
     shared = {
@@ -28,7 +28,10 @@ process.on("message", (message: { op?: FleetOperation; pid?: number }) => {
   }
   if (message.pid === undefined || op === undefined || shared === undefined) return;
   const pid = message.pid;
-  const row = withoutStaleSweep(() => runFleetTarget(pid, op!, shared!));
+  const row = {
+    ...withoutStaleSweep(() => runFleetTarget(pid, op!, shared!, message.measureMemory ?? true)),
+    by: process.pid,
+  };
   process.send?.({ row });
 });
 process.on("disconnect", () => process.exit(0));

@@ -1,7 +1,7 @@
 import { GraftError, RefusedError } from "../core/errors.js";
 import { constantName, R_X86_64, SHN, SHT, STT } from "../formats/elf/constants.js";
 import type { Elf } from "../formats/elf/elf.js";
-import { loadedSections, type PatchLayout } from "./patch-image.js";
+import { isRelaxableGotLoad, loadedSections, type PatchLayout } from "./patch-image.js";
 
 /** Relocation types that write 8 bytes; the others this linker knows write 4 [x86-64 psABI 4.4]. */
 const WIDE_RELOCATIONS: ReadonlySet<number> = new Set([
@@ -165,6 +165,14 @@ export function linkPatch(elf: Elf, layout: PatchLayout, base: bigint, resolve: 
           // The slot holds S; the addend only adjusts for the place [psABI: G + GOT + A - P].
           const key = sym?.type === STT.STT_SECTION ? `#section${sym.st_shndx}` : name;
           const slot = layout.gotSlots.get(key);
+          if (slot === undefined && layout.relaxed?.has(key) && isRelaxableGotLoad(image, at)) {
+            // No slot: `mov S@GOTPCREL(%rip), %r` becomes `lea S(%rip), %r` [psABI B.2], S + A - P.
+            const S = symbolValue(r.symbolIndex);
+            if (S === undefined) break;
+            image[at - 2] = 0x8d;
+            put32(S + A - P, true);
+            break;
+          }
           if (slot === undefined)
             throw new GraftError(
               "PATCH_CORRUPT",

@@ -29,6 +29,11 @@ export interface PatchLayout {
   readonly stubs: ReadonlyMap<string, bigint>;
   /** Offset of the GOT (for GOTPC32/GOTOFF relocations). */
   readonly gotOffset: bigint;
+  /**
+   * Symbols reached without a GOT slot: each of their GOT loads is rewritten by the linker into a
+   * PC-relative `lea` (findRelaxableGotNames).
+   */
+  readonly relaxed?: ReadonlySet<string>;
 }
 
 const GOT_RELOCS: ReadonlySet<number> = new Set([
@@ -79,12 +84,55 @@ export function loadedSections(elf: Elf): Section[] {
 }
 
 /**
+ * Whether the 4 bytes at `offset` of `bytes` are the displacement of `mov disp32(%rip), %r64`
+ * (REX.W, 8b, ModRM mod=00 rm=101): the one GOT load the x86-64 psABI lets a linker turn into
+ * `lea disp32(%rip), %r64` (opcode 8d) when the symbol is within rel32 reach [psABI B.2].
+ */
+export function isRelaxableGotLoad(bytes: Uint8Array, offset: number): boolean {
+  if (offset < 3 || offset + 4 > bytes.length) return false;
+  const rex = bytes[offset - 3]!;
+  return (rex & 0xf8) === 0x48 && bytes[offset - 2] === 0x8b && (bytes[offset - 1]! & 0xc7) === 0x05;
+}
+
+/**
+ * Names of the fix's symbols whose every GOT reference is a relaxable load (R_X86_64_REX_GOTPCRELX
+ * on `mov disp32(%rip), %r64`): when the code will reach them with rel32, they need no GOT slot.
+ */
+function findRelaxableGotNames(elf: Elf, sections: readonly Section[]): Set<string> {
+  const symbols = elf.symbols();
+  const relaxable = new Set<string>();
+  const not = new Set<string>();
+  for (const rs of elf.relocationSections()) {
+    if (rs.target === undefined || !sections.includes(rs.target)) continue;
+    const bytes = rs.target.sh_type === SHT.SHT_NOBITS ? new Uint8Array() : elf.sectionBytes(rs.target);
+    for (const r of rs.entries) {
+      const sym = symbols[r.symbolIndex];
+      if (sym === undefined || sym.name === "" || sym.type === STT.STT_SECTION || !GOT_RELOCS.has(r.type))
+        continue;
+      if (r.type === R_X86_64.R_X86_64_REX_GOTPCRELX && isRelaxableGotLoad(bytes, Number(r.r_offset)))
+        relaxable.add(sym.name);
+      else not.add(sym.name);
+    }
+  }
+  return new Set([...relaxable].filter((name) => !not.has(name)));
+}
+
+/**
+ * `isNear(name)`: the symbol will be within rel32 reach of the code (the caller knows where it puts
+ * it), so a call to it needs no stub and its relaxable GOT loads no slot.
+ *
  * Lay out a patch object (ET_REL) as three page-aligned segments — text (+ call stubs), rodata
  * (+ GOT, written once by graft and then read-only), data/bss — so nothing is ever writable and
  * executable. Refuses TLS, which would need the target's loader to allocate a TLS block.
  */
-export function layoutPatch(elf: Elf, isDefinedInPatch: (name: string) => boolean): PatchLayout {
+export function layoutPatch(
+  elf: Elf,
+  isDefinedInPatch: (name: string) => boolean,
+  isNear: (name: string) => boolean = () => false,
+): PatchLayout {
   const sections = loadedSections(elf);
+  const relaxable = findRelaxableGotNames(elf, sections);
+  const relaxed = new Set<string>();
   const tls = sections.find((s) => (s.sh_flags & BigInt(SHF.SHF_TLS)) !== 0n);
   if (tls !== undefined) {
     throw new RefusedError("UNSUPPORTED_RELOCATION", [`the fix defines thread-local data (${tls.name})`], {
@@ -111,11 +159,15 @@ export function layoutPatch(elf: Elf, isDefinedInPatch: (name: string) => boolea
       }
       if (sym === undefined) continue;
       const external = sym.st_shndx === SHN.SHN_UNDEF && sym.name !== "";
-      if (GOT_RELOCS.has(r.type))
-        gotNames.add(sym.type === STT.STT_SECTION ? `#section${sym.st_shndx}` : sym.name);
+      if (GOT_RELOCS.has(r.type)) {
+        if (sym.type !== STT.STT_SECTION && relaxable.has(sym.name) && isNear(sym.name))
+          relaxed.add(sym.name);
+        else gotNames.add(sym.type === STT.STT_SECTION ? `#section${sym.st_shndx}` : sym.name);
+      }
       if (
         external &&
         !isDefinedInPatch(sym.name) &&
+        !isNear(sym.name) &&
         (r.type === R_X86_64.R_X86_64_PLT32 || r.type === R_X86_64.R_X86_64_PC32)
       ) {
         stubNames.add(sym.name);
@@ -155,5 +207,5 @@ export function layoutPatch(elf: Elf, isDefinedInPatch: (name: string) => boolea
     if (cursor > start) segments.push({ kind, offset: start, size: alignUp(cursor - start, PAGE) });
     cursor = alignUp(cursor, PAGE);
   }
-  return { size: cursor, segments, sectionOffsets, gotSlots, stubs, gotOffset };
+  return { size: cursor, segments, sectionOffsets, gotSlots, stubs, gotOffset, relaxed };
 }

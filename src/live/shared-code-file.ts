@@ -15,6 +15,22 @@ export const CODE_FILE_PATTERN = /\/graft-code-[0-9a-f]{32}\.text( \(deleted\))?
  * so a target running as another user can open it; the folder `code/` of the state dir.
  */
 export function sharedCodeFile(text: Uint8Array): string {
+  // A fleet links the same bytes for process after process: the file made last is checked first.
+  if (
+    last !== undefined &&
+    last.dir === stateDir() &&
+    Buffer.from(text).equals(last.text) &&
+    existsSync(last.path)
+  )
+    return last.path;
+  const path = makeCodeFile(text);
+  last = { dir: stateDir(), text: Uint8Array.from(text), path };
+  return path;
+}
+
+let last: { dir: string; text: Uint8Array; path: string } | undefined;
+
+function makeCodeFile(text: Uint8Array): string {
   const dir = join(stateDir(), "code");
   mkdirSync(dir, { recursive: true, mode: 0o755 });
   const path = join(dir, `graft-code-${createHash("sha256").update(text).digest("hex").slice(0, 32)}.text`);

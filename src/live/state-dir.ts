@@ -13,9 +13,18 @@ export function stateDir(): string {
     (process.getuid?.() === 0
       ? "/run/graft"
       : join(process.env.XDG_RUNTIME_DIR ?? tmpdir(), `graft-${process.getuid?.() ?? "user"}`));
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  if (!made.has(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    made.add(dir);
+  }
   return dir;
 }
+
+/**
+ * State dirs this process has made sure exist: a fleet apply asks for the dir a few times per
+ * process (lock, journal, audit log, code file), and each recursive mkdir is two system calls.
+ */
+const made = new Set<string>();
 
 /**
  * A name for one process that survives nothing but that process: `PID-STARTTIME`, with the start

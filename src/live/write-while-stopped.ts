@@ -28,6 +28,11 @@ export interface WriteWhileStoppedOptions {
    * the process is not quiescent (one per blocking thread); any reason refuses (THREAD_NOT_QUIESCENT).
    */
   readonly findBlockers?: (stopped: StoppedProcess) => string[];
+  /**
+   * The process, already stopped by the caller (every thread), to use instead of stopping it here;
+   * resumed here like a stop of its own, on success and on failure.
+   */
+  readonly stopped?: StoppedProcess;
   /** Called with every thread stopped, before anything is written; throwing aborts the transaction. */
   readonly beforeWrite?: (stopped: StoppedProcess) => void;
 }
@@ -43,10 +48,9 @@ export function writeWhileStopped(
   writes: readonly StoppedWrite[],
   options: WriteWhileStoppedOptions = {},
 ): { pause: StopWindow; stepped: number } {
-  const stopped = stopProcess(
-    pid,
-    options.stopTimeoutMs === undefined ? {} : { timeoutMs: options.stopTimeoutMs },
-  );
+  const stopped =
+    options.stopped ??
+    stopProcess(pid, options.stopTimeoutMs === undefined ? {} : { timeoutMs: options.stopTimeoutMs });
   const done: { address: bigint; before: Uint8Array }[] = [];
   try {
     const blockers = options.findBlockers?.(stopped) ?? [];

@@ -89,6 +89,8 @@ export interface ThreadControl {
   /** Further signals met while the thread was driven (single-stepped); re-sent with tgkill. */
   readonly extra: number[];
   regs: Registers | undefined;
+  /** The thread's own signal mask, read at its first injection (it cannot change while stopped). */
+  mask?: bigint;
 }
 
 /** Where the time of one stop→resume cycle went, in nanoseconds. */
@@ -183,7 +185,8 @@ export class StoppedProcess {
   resume(): StopWindow {
     if (this.#window !== undefined) return this.#window;
     const called = nowNs();
-    const boost = this.#realtime ? boostToRealtime() : undefined;
+    // As for the interrupts: one PTRACE_DETACH has no other detach after it to delay.
+    const boost = this.#realtime && this.#controls.size > 1 ? boostToRealtime() : undefined;
     let redelivered = 0;
     const resend: [number, number][] = [];
     let done: bigint;
@@ -287,7 +290,9 @@ export function stopProcess(pid: number, options: StopOptions = {}): StoppedProc
       throw new ProcessError("NO_SUCH_PROCESS", `process ${pid} has no live thread`, { pid, op: "stop" });
     }
     const realtime = options.realtime ?? true;
-    const boost = realtime ? boostToRealtime() : undefined;
+    // One PTRACE_INTERRUPT has nothing after it for a woken thread to delay: no boost (two
+    // sched_setscheduler calls saved on every single-threaded target).
+    const boost = realtime && seized.length > 1 ? boostToRealtime() : undefined;
     const interruptedAt = nowNs();
     try {
       for (const tid of seized) tryInterrupt(pid, tid);

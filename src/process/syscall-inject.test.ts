@@ -72,6 +72,28 @@ describe("injectSyscall", () => {
     });
   });
 
+  it("finds it at the same vDSO offset in a second process (the same kernel image, looked up there first)", async () => {
+    const other = startTarget(exe, dir, "light");
+    try {
+      await waitForOutput(other, /^tick 1 /m);
+      const offsetIn = (pid: number): bigint => {
+        const stopped = stopProcess(pid);
+        try {
+          const gadget = syscallGadget(stopped);
+          expect(readMemory(pid, gadget, 2)).toEqual(new Uint8Array([0x0f, 0x05]));
+          const vdso = findMapping(readMaps(pid), gadget);
+          expect(vdso?.path).toBe("[vdso]");
+          return gadget - vdso!.start;
+        } finally {
+          stopped.resume();
+        }
+      };
+      expect(offsetIn(other.pid)).toBe(offsetIn(target.pid));
+    } finally {
+      killTarget(other);
+    }
+  });
+
   it("maps memory with the requested permissions, and munmap removes it, restoring every register", () => {
     whileStopped((stopped) => {
       const before = stopped.threads.map((t) => t.regs);

@@ -22,6 +22,7 @@
  * Only general registers are touched: the kernel's syscall path saves no FP/vector state to
  * user-visible registers, so XSAVE state need not be saved.
  */
+import { readFileSync } from "node:fs";
 import { ProcessError } from "../core/errors.js";
 import { hex } from "../core/hex.js";
 import { ERRNO, errnoName } from "./libc.js";
@@ -102,7 +103,8 @@ export function injectSyscall(
     r8: arg(4),
     r9: arg(5),
   };
-  const mask = getSigMask(tid, pid);
+  control.mask ??= getSigMask(tid, pid);
+  const mask = control.mask;
   setSigMask(tid, ALL_SIGNALS, pid);
   let after: Registers;
   try {
@@ -207,12 +209,53 @@ function defaultThread(stopped: StoppedProcess): number {
 }
 
 /**
+ * Where the last search found a `syscall` in a vDSO, as an offset from its start: every process
+ * on one kernel maps the same vDSO image, so in a fleet of processes the next one is checked there
+ * first (two bytes read) instead of searched through /proc/PID/maps.
+ */
+let vdsoGadgetOffset: bigint | undefined;
+const AT_SYSINFO_EHDR = 33n;
+
+/** The vDSO's address from the process's auxiliary vector (AT_SYSINFO_EHDR), if it has one. */
+function findVdsoStart(pid: number): bigint | undefined {
+  let auxv: Buffer;
+  try {
+    auxv = readFileSync(`/proc/${pid}/auxv`);
+  } catch {
+    return undefined;
+  }
+  for (let i = 0; i + 16 <= auxv.length; i += 16) {
+    const type = auxv.readBigUInt64LE(i);
+    if (type === 0n) break;
+    if (type === AT_SYSINFO_EHDR) return auxv.readBigUInt64LE(i + 8);
+  }
+  return undefined;
+}
+
+/** The syscall at the remembered vDSO offset, if this process's vDSO has one there. */
+function knownVdsoGadget(stopped: StoppedProcess): bigint | undefined {
+  if (vdsoGadgetOffset === undefined) return undefined;
+  const vdso = findVdsoStart(stopped.memoryPid);
+  if (vdso === undefined || vdso === 0n) return undefined;
+  const at = vdso + vdsoGadgetOffset;
+  try {
+    const bytes = readMemory(stopped.memoryPid, at, 2);
+    return bytes[0] === SYSCALL_INSN[0] && bytes[1] === SYSCALL_INSN[1] ? at : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The address of a `syscall` instruction in the target: the vDSO first, then any executable
  * file mapping (a static binary without a vDSO still has one in its own text). Cached per stop.
  */
 export function syscallGadget(stopped: StoppedProcess): bigint {
-  const cached = gadgets.get(stopped);
-  if (cached !== undefined) return cached;
+  const cached = gadgets.get(stopped) ?? knownVdsoGadget(stopped);
+  if (cached !== undefined) {
+    gadgets.set(stopped, cached);
+    return cached;
+  }
   const maps = readMaps(stopped.memoryPid).filter((m) => m.perms.x && m.path !== "[vsyscall]");
   const ordered = [...maps.filter((m) => m.path === "[vdso]"), ...maps.filter((m) => m.path !== "[vdso]")];
   for (const m of ordered) {
@@ -232,6 +275,7 @@ export function syscallGadget(stopped: StoppedProcess): bigint {
         if (bytes[i] === SYSCALL_INSN[0] && bytes[i + 1] === SYSCALL_INSN[1]) {
           const at = m.start + off + BigInt(i);
           gadgets.set(stopped, at);
+          if (m.path === "[vdso]") vdsoGadgetOffset = at - m.start;
           return at;
         }
       }

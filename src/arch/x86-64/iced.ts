@@ -3,8 +3,13 @@
  * the decoder from here, so the loading style and the decoder options live in one place.
  * iced's objects live in wasm memory with no finalizer: whoever creates one calls `free()`.
  */
+import { createRequire } from "node:module";
 import type * as Iced from "iced-x86";
-import iced from "iced-x86";
+
+// require(), not `import iced from "iced-x86"`: importing a CommonJS module from ESM makes Node lex
+// its whole source for named exports first (cjs-module-lexer, ~70 ms for iced's inlined WebAssembly),
+// paid at every start of graft and of each --all-of worker; require() skips that step.
+const iced: typeof Iced = createRequire(import.meta.url)("iced-x86");
 
 export const {
   Code,

@@ -36,6 +36,7 @@ interface ApplyFlags {
   allOf?: string;
   jobs: string;
   continueOnError: boolean;
+  memorySample?: string;
   consistency: string;
   timeout: string;
   requireSignature: boolean;
@@ -65,6 +66,7 @@ export function registerApply(
       "1",
     )
     .option("--continue-on-error", "with --all-of: go on after a process fails", false)
+    .option(MEMORY_SAMPLE_FLAG, MEMORY_SAMPLE_HELP)
     .option(
       "--consistency <mode>",
       "default (no thread inside rewritten bytes) or quiescent (no thread running or with a frame in a replaced function)",
@@ -94,6 +96,8 @@ Examples:
                                                    wait until no thread is inside a replaced function
   graft apply --all-of /usr/sbin/server fix.graft --jobs 2 --continue-on-error
                                                    every process of that binary, a table at the end
+  graft apply --all-of /usr/sbin/server fix.graft --jobs 2 --memory-sample 50
+                                                   private memory measured on 50 of them only
   graft apply --require-signature --pubkey ops.pub 4242 fix.graft   only a patch ops signed`,
     )
     .action((pid: string | undefined, patch: string | undefined, opts: ApplyFlags) =>
@@ -118,6 +122,7 @@ Examples:
             {
               jobs: parseCount(opts.jobs, "--jobs"),
               continueOnError: opts.continueOnError,
+              ...parseMemorySample(opts.memorySample),
               onProgress: progressBar(opts.json, "applying"),
             },
           );
@@ -147,6 +152,19 @@ export function parseConsistency(value: string): Consistency {
 }
 
 /** A positive integer option. */
+export const MEMORY_SAMPLE_FLAG = "--memory-sample <n>";
+export const MEMORY_SAMPLE_HELP =
+  "with --all-of: measure private memory on N processes spread over the fleet, 0 for none (default: every one)";
+
+/** `--memory-sample N` as FleetOptions (absent: every process is measured). */
+export function parseMemorySample(value: string | undefined): { memorySample?: number } {
+  if (value === undefined) return {};
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new GraftError("USAGE", `--memory-sample must be a whole number, not ${value}`);
+  return { memorySample: n };
+}
+
 export function parseCount(value: string, name: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0)

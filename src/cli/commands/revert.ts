@@ -5,7 +5,13 @@ import { revertPatch } from "../../live/revert-patch.js";
 import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
-import { parseConsistency, parseCount } from "./apply.js";
+import {
+  MEMORY_SAMPLE_FLAG,
+  MEMORY_SAMPLE_HELP,
+  parseConsistency,
+  parseCount,
+  parseMemorySample,
+} from "./apply.js";
 
 export function registerRevert(
   program: Command,
@@ -28,6 +34,7 @@ export function registerRevert(
       "1",
     )
     .option("--continue-on-error", "with --all-of: go on after a process fails", false)
+    .option(MEMORY_SAMPLE_FLAG, MEMORY_SAMPLE_HELP)
     .option(
       "--consistency <mode>",
       "default, or quiescent: no thread running or with a frame in the patch's code",
@@ -54,6 +61,7 @@ Examples:
           allOf?: string;
           jobs: string;
           continueOnError: boolean;
+          memorySample?: string;
           consistency: string;
           timeout: string;
         },
@@ -79,6 +87,7 @@ Examples:
               {
                 jobs: parseCount(opts.jobs, "--jobs"),
                 continueOnError: opts.continueOnError,
+                ...parseMemorySample(opts.memorySample),
                 onProgress: progressBar(opts.json, "reverting"),
               },
             );

@@ -24,6 +24,7 @@ import {
   lastTick,
   runGraft,
   startTarget,
+  type Tick,
   textDiff,
   textSnapshot,
   ticks,
@@ -96,12 +97,33 @@ function expectOk(r: CliResult): void {
   expect([r.status, r.signal], r.stderr).toEqual([0, null]);
 }
 
+/** Waits until the target shows it runs `runs` code only, from tick `after` on; the last tick seen. */
+type Switched = (target: LiveTarget, runs: "old" | "new", after: Tick | undefined) => Promise<Tick>;
+
+const workersSwitched: Switched = (target, runs, after) =>
+  expectSwitched(target, runs === "old" ? OLD : NEW, after);
+
+/** A target without workers: main's own compute(7) answers, three ticks in a row, none bad. */
+const mainSwitched: Switched = async (target, runs, after) => {
+  const value = runs === "old" ? 14 : 21;
+  const first = await waitForTick(target, (t) => t.value === value, { after, what: `the value ${value}` });
+  const last = await waitForTick(target, (t) => t.tick >= first.tick + 3, {
+    after: first,
+    what: "three more ticks",
+  });
+  for (const t of ticks(target).filter((x) => x.tick >= first.tick && x.tick <= last.tick)) {
+    expect([t.value, t.fields.bad], t.line).toEqual([value, 0]);
+  }
+  return last;
+};
+
 /** Kill graft at `point` and check what it left; then `graft revert` must restore `original`. */
 async function crashAndRecover(
   target: LiveTarget,
   p: Point,
   args: readonly string[],
   original: ReturnType<typeof textSnapshot>,
+  switched: Switched = workersSwitched,
 ): Promise<void> {
   const crashed = graft(args, p.point);
   // Only what the target prints from now on counts (it printed on while graft started up).
@@ -113,10 +135,10 @@ async function crashAndRecover(
 
   // The target goes on, running the code the bytes say, never anything else.
   expect(isAlive(target.pid), "the target died with graft").toBe(true);
-  const from = await expectSwitched(target, p.runs === "old" ? OLD : NEW, before);
+  const from = await switched(target, p.runs, before);
   if (p.point.startsWith("apply:") && p.runs === "old") {
     // No worker ever got a new answer: the half-applied patch was never reachable.
-    for (const t of ticks(target)) expect(t.fields.new, t.line).toBe(0);
+    for (const t of ticks(target)) expect([t.fields.new, t.value], t.line).toEqual([0, 14]);
   }
 
   const status = graft(["status", String(target.pid), "--json"]);
@@ -129,7 +151,7 @@ async function crashAndRecover(
   expect(errorCode(() => applyPatch(target.pid, patch))).toBe("JOURNAL_INCOMPLETE");
 
   expectOk(graft(["revert", String(target.pid)]));
-  await expectSwitched(target, OLD, from);
+  await switched(target, "old", from);
   expect(textDiff(original, textSnapshot(target.pid, exe))).toEqual([]);
   expect(graft(["status", String(target.pid)]).stdout).toBe(
     `pid ${target.pid}: no patches applied by graft\n`,
@@ -148,10 +170,14 @@ function errorCode(f: () => unknown): string | undefined {
   return undefined;
 }
 
-async function start(): Promise<{ target: LiveTarget; original: ReturnType<typeof textSnapshot> }> {
-  const target = startTarget(exe, ["8"], dir, "crash", { nice: 19 });
+async function start(
+  workers = 8,
+): Promise<{ target: LiveTarget; original: ReturnType<typeof textSnapshot> }> {
+  const target = startTarget(exe, [String(workers)], dir, "crash", { nice: 19 });
   started.push(target);
-  await waitForTick(target, (t) => t.value === 14 && t.fields.old! > 0, { what: "old answers" });
+  await waitForTick(target, (t) => t.value === 14 && (workers === 0 || t.fields.old! > 0), {
+    what: "old answers",
+  });
   return { target, original: textSnapshot(target.pid, exe) };
 }
 
@@ -169,6 +195,23 @@ describe("graft killed halfway through an apply", () => {
     "at $point: the target runs $runs code, status says $sites, revert restores every byte",
     crashApply,
   );
+});
+
+// A single-threaded process is stopped once for both the code mapping and the redirects
+// (apply-patch.ts): the points inside that one stop, where graft dies holding the only thread.
+describe("graft killed halfway through an apply to a single-threaded process", () => {
+  it.each(
+    APPLY_POINTS.filter((p) =>
+      ["apply:mapped", "apply:loaded", "apply:wrote-far", "apply:wrote-entry"].includes(p.point),
+    ),
+  )("at $point: the target runs $runs code, status says $sites, revert restores every byte", async (p) => {
+    const { target, original } = await start(0);
+    try {
+      await crashAndRecover(target, p, ["apply", String(target.pid), patch], original, mainSwitched);
+    } finally {
+      killTarget(target);
+    }
+  });
 });
 
 describe("graft killed halfway through a revert", () => {

@@ -65,10 +65,15 @@ describe("graft CLI --all-of", () => {
       pids.map((p) => [p, "patched", 1]),
     );
 
-    const reverted = runGraft(["revert", "--all-of", exe, "--json"], { env });
+    const reverted = runGraft(["revert", "--all-of", exe, "--json", "--memory-sample", "1"], { env });
     expect(reverted.status).toBe(0);
-    const r = JSON.parse(reverted.stdout) as { summary: Record<string, number> };
+    const r = JSON.parse(reverted.stdout) as {
+      summary: Record<string, number>;
+      processes: { privateKiB?: number }[];
+    };
     expect(r.summary).toEqual({ reverted: 3 });
+    // Private memory measured on one process of the three only.
+    expect(r.processes.filter((p) => p.privateKiB !== undefined)).toHaveLength(1);
 
     const usage = runGraft(["apply", "--all-of", exe], { env });
     expect(usage.status).toBe(2);

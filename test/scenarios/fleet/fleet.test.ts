@@ -4,7 +4,7 @@
  * build-id), one is killed mid-run — it is reported `gone` and the others go on
  * (--continue-on-error). Every live process switches to the fix and back, and the status table says so.
  */
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, unlinkSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, unlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -25,17 +25,82 @@ const here = dirname(fileURLToPath(import.meta.url));
 const COUNT = 52;
 let dir: string;
 const started: LiveTarget[] = [];
+const others: LiveTarget[] = [];
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "graft-fleet-"));
   process.env.GRAFT_STATE_DIR = join(dir, "state");
 });
 afterAll(() => {
-  for (const t of started) killTarget(t);
+  for (const t of [...started, ...others]) killTarget(t);
   rmSync(dir, { recursive: true, force: true });
 });
 
+/** graft's worker processes (children running fleet-worker). */
+function workerPids(): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${process.pid}/task`)) {
+    const children = readFileSync(`/proc/${process.pid}/task/${tid}/children`, "utf8").trim();
+    for (const c of children === "" ? [] : children.split(" ").map(Number)) {
+      try {
+        if (readFileSync(`/proc/${c}/cmdline`, "utf8").includes("fleet-worker")) out.push(c);
+      } catch {}
+    }
+  }
+  return out;
+}
+
 describe("graft --all-of", () => {
+  it("loses no process when a worker dies holding some: its current one is failed, the rest done by graft", async () => {
+    const exe = buildFixture({
+      compiler: "gcc",
+      sources: [join(here, "target.c")],
+      flags: ["-O2"],
+      output: "pie",
+    });
+    const patch = join(dir, "fix-worker.graft");
+    buildPatchFile({ fix: join(here, "fix.c"), target: exe, output: patch });
+    const targets = Array.from({ length: 40 }, (_, i) =>
+      startTarget(exe, [], dir, `worker${i}`, { nice: 5 }),
+    );
+    others.push(...targets); // not in `started`: the next test patches exactly those
+    for (const t of targets) await waitForTick(t, (k) => k.value === 14, { what: "first tick" });
+    const pids = targets.map((t) => t.pid);
+    let killed = 0;
+    const applied = await runFleet(
+      exe,
+      { kind: "apply", patch },
+      {
+        jobs: 2,
+        continueOnError: true,
+        pids,
+        // Killed right after its first row: it then holds the next PID, and is sent another. graft's
+        // own process dawdles until then, so the worker (slow to boot under tsx) gets work at all.
+        onProgress: (_done, _total, row) => {
+          if (row.by !== process.pid && killed === 0) {
+            for (const w of workerPids()) process.kill(w, "SIGKILL");
+            killed = 1;
+          }
+          if (row.by === process.pid && killed === 0)
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 250);
+        },
+      },
+    );
+    expect(applied.processes.map((p) => p.pid)).toEqual([...pids].sort((a, b) => a - b));
+    expect(killed).toBe(1);
+    const failed = applied.processes.filter((p) => p.outcome !== "applied");
+    expect(failed.map((f) => [f.outcome, f.code])).toEqual([["failed", "INTERNAL"]]);
+    // The worker did some (the rows it sent before it died); graft's own process did the rest.
+    const byWorker = applied.processes.filter((p) => p.outcome === "applied" && p.by !== process.pid);
+    expect(byWorker.length).toBeGreaterThanOrEqual(1);
+    for (const t of targets) {
+      if (failed.some((f) => f.pid === t.pid)) continue;
+      await waitForTick(t, (k) => k.value === 21, { after: lastTick(t), what: "new answers" });
+    }
+    await runFleet(exe, { kind: "revert" }, { pids });
+    for (const t of targets) killTarget(t);
+  });
+
   it(`patches, lists and reverts ${COUNT} processes; a deleted binary is found, a dying process is reported`, async () => {
     const exe = buildFixture({
       compiler: "gcc",
@@ -105,8 +170,10 @@ describe("graft --all-of", () => {
     const status = await runFleet(exe, { kind: "status" }, { pids });
     expect(status.summary).toEqual({ patched: COUNT - 1 });
 
-    const reverted = await runFleet(exe, { kind: "revert" }, { jobs: 2, pids });
+    const reverted = await runFleet(exe, { kind: "revert" }, { jobs: 2, pids, memorySample: 10 });
     expect(reverted.summary).toEqual({ reverted: COUNT - 1 });
+    // Private memory measured on a sample of 10, spread over the fleet.
+    expect(reverted.processes.filter((p) => p.privateKiB !== undefined)).toHaveLength(10);
     for (const t of live)
       await waitForTick(t, (k) => k.value === 14, { after: lastTick(t), what: "old answers" });
     const after = await runFleet(exe, { kind: "status" }, { pids });
