@@ -39,6 +39,24 @@ describe("committedLength", () => {
     expect(committedLength(buf, 0, buf.length, buf.length, 0)).toBe(RECORD_BYTES);
   });
 
+  it("does not take an argument value left from the lap before for a record", () => {
+    // Lap 0 held an args record here whose value was -1 (every byte 0xff: kind 0xff, lap bit set):
+    // in lap 1 the space is reserved, not yet written.
+    const stale = new Uint8Array(RECORD_BYTES).fill(0xff);
+    const buf = concat(record(E, 1), stale, record(X, 1));
+    expect(committedLength(buf, 0, buf.length, buf.length, 1)).toBe(RECORD_BYTES);
+    // A small positive value there: kind byte 0.
+    const small = new Uint8Array(RECORD_BYTES);
+    small[8] = 5;
+    expect(committedLength(concat(record(E, 1), small), 0, 2 * RECORD_BYTES, 2 * RECORD_BYTES, 1)).toBe(
+      RECORD_BYTES,
+    );
+    // Byte 14 other than the lap bit is never written by the runtime.
+    const odd = record(E, 1);
+    odd[14] = 0x81;
+    expect(committedLength(odd, 0, RECORD_BYTES, RECORD_BYTES, 1)).toBe(0);
+  });
+
   it("expects the other lap past the wrap", () => {
     // Two records at the ring's end (lap 1), then two at its start (lap 0 again, i.e. lap 2).
     const buf = concat(record(E, 1), record(X, 1), record(E, 0), record(X, 0));

@@ -22,6 +22,8 @@ export const HEADER = {
   /** Calls not traced because every thread slot was taken (lock incq). */
   noSlot: 0x18,
   shadowEntries: 0x20,
+  /** u32 the traced process's pid: a forked child (another pid) knows its frames are its parent's. */
+  pid: 0x28,
 } as const;
 
 export const SLOT_TABLE_OFFSET = 0x1000;
@@ -135,7 +137,12 @@ export function committedLength(
   while (end + RECORD_BYTES <= length) {
     if (end === wrapAt) expected ^= 1;
     const kind = buf[offset + end + 15]!;
-    if (kind === 0 || ((buf[offset + end + 14]! & lapBit) === 0 ? 0 : 1) !== expected) break;
+    const high = buf[offset + end + 14]!;
+    // A committed record has a known kind, the lap bit expected here, and nothing else in byte 14
+    // (the depth is 16 bits). Space reserved but not yet written may hold anything from the lap
+    // before — an argument value of an args record, say — and this rejects all but a sliver of it.
+    if (kind === 0 || kind > RECORD_KIND.entryArgs || (high & ~lapBit) !== 0) break;
+    if ((high === 0 ? 0 : 1) !== expected) break;
     const span = kind === RECORD_KIND.entryArgs ? (1 + ARGS_RECORDS) * RECORD_BYTES : RECORD_BYTES;
     if (end + span > length) break;
     end += span;

@@ -18,7 +18,7 @@
  * in a signal frame or a word on a stack pointing into it) — then it stays mapped, unreachable from
  * the code, and the result says so. The target runs on; attach and detach can repeat.
  */
-import { closeSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { checkElf } from "../analysis/check.js";
 import { globToRegExp } from "../analysis/glob.js";
 import { chooseTraceSite } from "../analysis/trace-site.js";
@@ -388,7 +388,12 @@ export class TraceSession {
     try {
       let sitesRestored = 0;
       for (const w of [...this.#writes].reverse()) {
-        const now = mem.read(w.address, w.bytes.length);
+        let now: Uint8Array;
+        try {
+          now = mem.read(w.address, w.bytes.length);
+        } catch {
+          continue; // unmapped since (a library's GOT, dlclose'd): nothing of graft's is left there
+        }
         if (Buffer.from(now).equals(w.original)) continue;
         if (!Buffer.from(now).equals(w.bytes)) {
           throw new GraftError(
@@ -428,6 +433,10 @@ export class TraceSession {
         keptBecause,
         targetExited: false,
       };
+    } catch (e) {
+      // Let the threads go on, as they are (the journal stays: graft trace --detach can finish).
+      if (!stopped.resumed) stopped.resume();
+      throw e;
     } finally {
       mem.close();
     }
@@ -623,7 +632,13 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
       { subject: `pid ${pid}` },
     );
   }
-  const unwind = planUnwindHooks(new TargetModules(pid, readMaps(pid)), loaded);
+  const unwind = planUnwindHooks(new TargetModules(pid, readMaps(pid)), loaded, (address) => {
+    try {
+      return Buffer.from(readMemory(pid, address, 8)).readBigUInt64LE(0);
+    } catch {
+      return undefined;
+    }
+  });
   const layout = traceLayout(options.slots ?? 64, options.ringBytes ?? 16 << 20);
   const maxDepth = options.maxDepth ?? 0x7fffffff;
   const runtimeFunctions = (): RuntimeFunction[] =>
@@ -692,7 +707,7 @@ export function attachTrace(pid: number, options: TraceOptions = {}): TraceSessi
         prot: PROT.PROT_READ | PROT.PROT_WRITE,
         flags: MAP.MAP_PRIVATE | MAP.MAP_ANONYMOUS,
       });
-      initialiseData(fd, layout, dataBase, privateBase);
+      initialiseData(fd, layout, dataBase, privateBase, pidInsideItsNamespace(pid));
       const runtime = generateTraceRuntime({
         codeBase,
         dataBase,
@@ -938,8 +953,29 @@ function checkThreadIdOffset(stopped: StoppedProcess, offset: number): void {
   }
 }
 
-function initialiseData(fd: number, layout: TraceLayout, dataBase: bigint, privateBase: bigint): void {
+/**
+ * The pid the process itself gets from getpid(2): the last NSpid of /proc/PID/status (it differs from
+ * `pid` when the process is in a PID namespace of its own, as in a container).
+ */
+function pidInsideItsNamespace(pid: number): number {
+  try {
+    const line = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, "latin1"))?.[1];
+    const last = Number(line?.trim().split(/\s+/).pop());
+    return Number.isInteger(last) && last > 0 ? last : pid;
+  } catch {
+    return pid;
+  }
+}
+
+function initialiseData(
+  fd: number,
+  layout: TraceLayout,
+  dataBase: bigint,
+  privateBase: bigint,
+  pid: number,
+): void {
   const header = Buffer.alloc(0x40);
+  header.writeUInt32LE(pid, HEADER.pid);
   header.writeBigUInt64LE(TRACE_MAGIC, HEADER.magic);
   header.writeUInt32LE(TRACE_VERSION, HEADER.version);
   header.writeUInt32LE(layout.slots, HEADER.slots);

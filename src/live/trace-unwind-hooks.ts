@@ -64,7 +64,11 @@ function gotSlots(elf: Elf, names: ReadonlySet<string>): { address: bigint; symb
  * (static libstdc++: its throws call the unwinder directly, past any GOT) — tracing could not keep an
  * exception from ending the process.
  */
-export function planUnwindHooks(targets: TargetModules, main: LoadedModule): UnwindHookPlan {
+export function planUnwindHooks(
+  targets: TargetModules,
+  main: LoadedModule,
+  readWord: (address: bigint) => bigint | undefined,
+): UnwindHookPlan {
   const loaded = targets.modules.map((m) => targets.load(m)).filter((m) => m !== undefined);
   const names = new Set<string>([...THROW, ...CATCH]);
   const hooks: UnwindHook[] = [];
@@ -72,15 +76,25 @@ export function planUnwindHooks(targets: TargetModules, main: LoadedModule): Unw
   const hookOf = new Map<string, number>();
   for (const m of loaded) {
     for (const slot of gotSlots(m.elf, names)) {
-      let index = hookOf.get(slot.symbol);
+      const address = slot.address + m.bias;
+      // Each slot goes on to the function it is bound to (two unwinders can be loaded, say libgcc_s
+      // and LLVM's libunwind, each module bound to one); a slot still pointing into its own module
+      // is not bound yet (lazy binding, its PLT entry): the first definition, as the loader would.
+      const bound = readWord(address);
+      const target =
+        bound !== undefined && bound !== 0n && (bound < m.module.start || bound >= m.module.end)
+          ? bound
+          : definition(loaded, slot.symbol);
+      if (target === undefined) continue; // not resolvable: nothing calls it through this slot
+      const kind = (THROW as readonly string[]).includes(slot.symbol) ? "throw" : "catch";
+      const key = `${kind}:${target}`;
+      let index = hookOf.get(key);
       if (index === undefined) {
-        const target = definition(loaded, slot.symbol);
-        if (target === undefined) continue; // not resolvable: nothing calls it through this slot
         index = hooks.length;
-        hooks.push({ kind: (THROW as readonly string[]).includes(slot.symbol) ? "throw" : "catch", target });
-        hookOf.set(slot.symbol, index);
+        hooks.push({ kind, target });
+        hookOf.set(key, index);
       }
-      slots.push({ address: slot.address + m.bias, hook: index, symbol: slot.symbol, module: m.module.path });
+      slots.push({ address, hook: index, symbol: slot.symbol, module: m.module.path });
     }
   }
   const ownRuntime = main.elf.symbols().some((s) => s.name === "__cxa_throw" && s.st_shndx !== SHN.SHN_UNDEF);

@@ -322,6 +322,10 @@ export class X86Emitter {
     this.bytes.push(0x0f, 0x31);
   }
 
+  syscall(): void {
+    this.bytes.push(0x0f, 0x05);
+  }
+
   ud2(): void {
     this.bytes.push(0x0f, 0x0b);
   }

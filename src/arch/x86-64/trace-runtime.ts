@@ -130,6 +130,9 @@ export const THROW_REACH = 8 * 1024 * 1024;
 /** Shadow entry flag: the frame's slot holds its original return address again (an exception is in flight). */
 const FLAG_RESTORED = 2;
 
+/** x86-64 getpid(2). */
+const SYS_GETPID = 39;
+
 function saveAll(e: X86Emitter): void {
   for (const r of SAVED) e.push(r);
 }
@@ -271,6 +274,11 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.mov(R.rax, R.rcx, 32);
     e.shl(R.rax, 5);
     e.alu("add", R.r9, R.rax);
+    // Count the entry before filling it: a signal handler that makes traced calls meanwhile pushes
+    // (and pops) its entries above this one instead of over it. Nothing reads an entry below its own
+    // match, so this one is not looked at before it is whole.
+    e.inc(R.rcx, 32);
+    e.store(R.r10, SHADOW_DEPTH, R.rcx, 32);
     e.lea(R.rax, R.rsp, RET_SLOT);
     e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.rax);
     e.load(R.rax, R.rsp, RET_SLOT);
@@ -278,8 +286,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.load(R.rax, R.rsp, FID, 32);
     e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.fid, R.rax, 32);
     e.store(R.r9, SHADOW_ENTRIES_OFFSET + SHADOW.flags, R.r11, 32);
-    e.inc(R.rcx, 32);
-    e.store(R.r10, SHADOW_DEPTH, R.rcx, 32); // the entry is complete before it counts
     e.bind(L("out"));
     restoreAll(e);
     e.retPop(8);
@@ -319,9 +325,11 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("exit");
   e.lea(R.rsp, R.rsp, -8); // the slot again: it receives the original return address
   saveAll(e);
-  e.loadFs32(R.r8, request.tidOffset);
-  findSlot((x) => `exit.${x}`, "exit.lost");
   e.lea(R.r10, R.rsp, FRAME);
+  e.loadFs32(R.r8, request.tidOffset);
+  // No slot to be had (every one taken by other threads): a forked child returning through frames it
+  // inherited finds them in its copy of the blocks, as when its own block has none.
+  findSlot((x) => `exit.${x}`, "exit.other");
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
   e.bind("exit.search"); // the topmost entry whose slot is the one just returned through
@@ -497,16 +505,44 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.align(16);
   e.bind("unwind_throw");
   saveAll(e);
+  e.lea(R.r10, R.rsp, FRAME + 16); // the thrower's stack pointer (above: our call, its call)
+  // A child forked inside traced calls throws through frames its parent entered: they are in its
+  // private copies of every block, not in a slot of its own (see exit.other). Tell it by its pid
+  // (one system call; a throw costs microseconds anyway) and give back the slots of every block.
+  e.movImm32(R.rax, SYS_GETPID);
+  e.syscall(); // clobbers rcx, r11 (saved)
+  e.movImm64(R.rsi, dataBase);
+  e.cmpMem(R.rsi, HEADER.pid, R.rax, 32);
+  e.jcc(CC.ne, "unwind_throw.forked");
   e.loadFs32(R.r8, request.tidOffset);
   e.test(R.r8, R.r8, 32);
   e.jcc(CC.e, "unwind_throw.out");
   findSlot((x) => `unwind_throw.${x}`, "unwind_throw.out");
-  e.lea(R.r10, R.rsp, FRAME + 16); // the thrower's stack pointer (above: our call, its call)
   e.load(R.r9, R.rdi, SLOT.shadow);
+  e.call("unwind_throw.block");
+  e.bind("unwind_throw.out");
+  restoreAll(e);
+  e.ret();
+  e.bind("unwind_throw.forked");
+  e.movImm64(R.rdi, dataBase + BigInt(SLOT_TABLE_OFFSET));
+  e.movImm32(R.r8, layout.slots);
+  e.bind("unwind_throw.forked.slot");
+  e.load(R.r9, R.rdi, SLOT.shadow);
+  e.call("unwind_throw.block");
+  e.aluImm("add", R.rdi, SLOT_BYTES);
+  e.dec(R.r8, 32);
+  e.jcc(CC.ne, "unwind_throw.forked.slot");
+  e.jmp("unwind_throw.out");
+
+  // unwind_throw.block: the entries of block r9 whose slot lies in [r10, r10 + THROW_REACH) and
+  // holds its return point get their original return address back and FLAG_RESTORED; clobbers
+  // rax rcx rdx rsi r11.
+  e.align(16);
+  e.bind("unwind_throw.block");
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
   e.bind("unwind_throw.loop");
   e.test(R.rcx, R.rcx, 32);
-  e.jcc(CC.e, "unwind_throw.out");
+  e.jcc(CC.e, "unwind_throw.block.done");
   e.dec(R.rcx, 32);
   entryAt(R.rcx);
   e.load(R.rsi, R.rax, E + SHADOW.slot);
@@ -521,8 +557,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.store(R.rsi, 0, R.rdx);
   e.aluMemImm32("or", R.rax, E + SHADOW.flags, FLAG_RESTORED);
   e.jmp("unwind_throw.loop");
-  e.bind("unwind_throw.out");
-  restoreAll(e);
+  e.bind("unwind_throw.block.done");
   e.ret();
 
   // unwind_catch: called on the way into __cxa_begin_catch, in the frame that caught. Flagged

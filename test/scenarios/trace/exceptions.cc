@@ -7,12 +7,15 @@
  * exceptions pass through them all the same.
  *   ./exceptions          three threads once, then `result R0 R1 R2 noted N` and exit 0
  *   ./exceptions loop     work(700) again and again, `result R` after each, until killed
+ *   ./exceptions fork     fork_a → fork_b forks; the child throws through the traced frames it
+ *                         inherited and catches in main; the parent prints how the child ended
  */
 #include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
 #include <thread>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KEEP __attribute__((noinline))
@@ -59,6 +62,16 @@ KEEP long top(long x) {
     return -2;
   }
 }
+KEEP void fork_b(void) {
+  std::fflush(stdout);
+  pid_t child = fork();
+  if (child == 0) throw std::runtime_error("child");
+  int status = 0;
+  waitpid(child, &status, 0);
+  if (WIFSIGNALED(status)) std::printf("child killed by signal %d\n", WTERMSIG(status));
+  else std::printf("child exit %d\n", WEXITSTATUS(status));
+}
+KEEP void fork_a(void) { fork_b(); }
 KEEP long work(long n) {
   long s = 0;
   for (long i = 0; i < n; i++) s += outer(i) + top(i);
@@ -76,6 +89,16 @@ int main(int argc, char **argv) {
       std::fflush(stdout);
       usleep(2000);
     }
+  }
+  if (argc > 1 && std::strcmp(argv[1], "fork") == 0) {
+    try {
+      fork_a();
+    } catch (const std::exception &) {
+      std::printf("caught in the child\n");
+      std::fflush(stdout);
+      _exit(0);
+    }
+    return 0;
   }
   long r1 = 0, r2 = 0;
   std::thread t1([&] { r1 = work(n); });

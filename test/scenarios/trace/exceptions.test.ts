@@ -83,6 +83,12 @@ describe.each(CELLS)("graft trace, C++ exceptions, %s %s sites", (compiler, kind
     expect(json.unmatchedExits).toBe(0);
   });
 
+  it("lets a child forked inside traced calls throw through the frames it inherited", () => {
+    const r = runGraft(["trace", "--json", "-F", "fork_a", "-F", "fork_b", "--", exe, "fork"], env);
+    expect(r.status, `${kind}: ${r.stderr}`).toBe(0);
+    expect(r.stdout).toMatch(/^caught in the child\nchild exit 0\n/);
+  });
+
   it("traces every function of the program alike, never a cold part (landing pads live there)", () => {
     const untraced = execFileSync(exe, { encoding: "utf8", cwd: dir, env: { ...process.env, ...env } });
     const r = runGraft(["trace", "--json", "--", exe], env);
