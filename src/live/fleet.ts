@@ -171,6 +171,7 @@ function runAll(
     options.onProgress?.(rows.length, pids.length, row);
   };
   let live = pool.length + 1;
+  let localRunning = true;
   return new Promise((resolve) => {
     const finish = (): void => {
       if (--live > 0) return;
@@ -209,6 +210,12 @@ function runAll(
           });
         }
         queue.unshift(...unstarted);
+        // This thread may have run out of work already: it takes the ones put back.
+        if (!localRunning && !stop && queue.length > 0) {
+          localRunning = true;
+          live++;
+          setImmediate(local);
+        }
         finish();
       });
       w.on("error", () => {});
@@ -216,6 +223,7 @@ function runAll(
     const local = (): void => {
       const pid = take();
       if (pid === undefined) {
+        localRunning = false;
         finish();
         return;
       }
