@@ -3,10 +3,9 @@ import { GraftError } from "../../core/errors.js";
 import { hex } from "../../core/hex.js";
 import { type ApplyResult, applyPatch } from "../../live/apply-patch.js";
 import type { Consistency } from "../../live/consistency.js";
-import { runFleet } from "../../live/fleet.js";
 import { readPatchFile } from "../../live/patch-file.js";
 import { loadTrustedKeys, verifyPatchSignature } from "../../live/patch-signature.js";
-import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
+import { fleetChangeOptions, parseCount, runFleetCommand } from "../fleet-command.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
 
@@ -48,7 +47,7 @@ export function registerApply(
   program: Command,
   run: (action: () => void | Promise<void>) => Promise<void>,
 ): void {
-  program
+  const command = program
     .command("apply")
     .summary("load a patch into a running process")
     .description(
@@ -59,14 +58,8 @@ export function registerApply(
     .argument("[pid]", "process to patch (omit with --all-of)")
     .argument("[patch]", "patch file from graft build")
     .option("-n, --dry-run", "verify and plan, change nothing", false)
-    .option("--all-of <bin>", "patch every process that maps BIN (matched by build-id, deleted files too)")
-    .option(
-      "-j, --jobs <n>",
-      "with --all-of: processes patched at once (graft itself and N-1 worker processes)",
-      "1",
-    )
-    .option("--continue-on-error", "with --all-of: go on after a process fails", false)
-    .option(MEMORY_SAMPLE_FLAG, MEMORY_SAMPLE_HELP)
+    .option("--all-of <bin>", "patch every process that maps BIN (matched by build-id, deleted files too)");
+  fleetChangeOptions(command, "patched")
     .option(
       "--consistency <mode>",
       "default (no thread inside rewritten bytes) or quiescent (no thread running or with a frame in a replaced function)",
@@ -116,18 +109,12 @@ Examples:
           // Checked once, before any process is touched; the fleet then applies the bytes it reads.
           if (trustedKeys !== undefined)
             verifyPatchSignature(readPatchFile(file), trustedKeys, opts.signature);
-          const result = await runFleet(
+          await runFleetCommand(
             opts.allOf,
             { kind: "apply", patch: file, consistency, timeoutMs },
-            {
-              jobs: parseCount(opts.jobs, "--jobs"),
-              continueOnError: opts.continueOnError,
-              ...parseMemorySample(opts.memorySample),
-              onProgress: progressBar(opts.json, "applying"),
-            },
+            opts,
+            "applying",
           );
-          printResult(result, opts.json, renderFleet);
-          process.exitCode = fleetExitCode(result);
           return;
         }
         if (pid === undefined || patch === undefined)
@@ -149,25 +136,4 @@ export function parseConsistency(value: string): Consistency {
   if (value !== "default" && value !== "quiescent")
     throw new GraftError("USAGE", `--consistency must be default or quiescent, not ${value}`);
   return value;
-}
-
-/** A positive integer option. */
-export const MEMORY_SAMPLE_FLAG = "--memory-sample <n>";
-export const MEMORY_SAMPLE_HELP =
-  "with --all-of: measure private memory on N processes spread over the fleet, 0 for none (default: every one)";
-
-/** `--memory-sample N` as FleetOptions (absent: every process is measured). */
-export function parseMemorySample(value: string | undefined): { memorySample?: number } {
-  if (value === undefined) return {};
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0)
-    throw new GraftError("USAGE", `--memory-sample must be a whole number, not ${value}`);
-  return { memorySample: n };
-}
-
-export function parseCount(value: string, name: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0)
-    throw new GraftError("USAGE", `${name} must be a positive integer, not ${value}`);
-  return n;
 }

@@ -1,23 +1,16 @@
 import type { Command } from "commander";
 import { GraftError } from "../../core/errors.js";
-import { runFleet } from "../../live/fleet.js";
 import { revertPatch } from "../../live/revert-patch.js";
-import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
+import { fleetChangeOptions, parseCount, runFleetCommand } from "../fleet-command.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
-import {
-  MEMORY_SAMPLE_FLAG,
-  MEMORY_SAMPLE_HELP,
-  parseConsistency,
-  parseCount,
-  parseMemorySample,
-} from "./apply.js";
+import { parseConsistency } from "./apply.js";
 
 export function registerRevert(
   program: Command,
   run: (action: () => void | Promise<void>) => Promise<void>,
 ): void {
-  program
+  const command = program
     .command("revert")
     .summary("undo a patch in a running process")
     .description(
@@ -27,14 +20,8 @@ export function registerRevert(
     .argument("[pid]", "patched process (omit with --all-of)")
     .argument("[patch]", "patch id (or prefix) or patch file; default the last applied")
     .option("-a, --all", "revert every patch, last first", false)
-    .option("--all-of <bin>", "revert in every process that maps BIN (matched by build-id)")
-    .option(
-      "-j, --jobs <n>",
-      "with --all-of: processes reverted at once (graft itself and N-1 worker processes)",
-      "1",
-    )
-    .option("--continue-on-error", "with --all-of: go on after a process fails", false)
-    .option(MEMORY_SAMPLE_FLAG, MEMORY_SAMPLE_HELP)
+    .option("--all-of <bin>", "revert in every process that maps BIN (matched by build-id)");
+  fleetChangeOptions(command, "reverted")
     .option(
       "--consistency <mode>",
       "default, or quiescent: no thread running or with a frame in the patch's code",
@@ -75,7 +62,7 @@ Examples:
             const which = pid;
             if (opts.all && which !== undefined)
               throw new GraftError("USAGE", "give a patch or --all, not both");
-            const fleet = await runFleet(
+            await runFleetCommand(
               opts.allOf,
               {
                 kind: "revert",
@@ -84,15 +71,9 @@ Examples:
                 consistency,
                 timeoutMs,
               },
-              {
-                jobs: parseCount(opts.jobs, "--jobs"),
-                continueOnError: opts.continueOnError,
-                ...parseMemorySample(opts.memorySample),
-                onProgress: progressBar(opts.json, "reverting"),
-              },
+              opts,
+              "reverting",
             );
-            printResult(fleet, opts.json, renderFleet);
-            process.exitCode = fleetExitCode(fleet);
             return;
           }
           if (pid === undefined) throw new GraftError("USAGE", "give a PID (or --all-of BIN)");

@@ -1,12 +1,10 @@
 import type { Command } from "commander";
 import { GraftError } from "../../core/errors.js";
-import { runFleet } from "../../live/fleet.js";
 import { patchStatus } from "../../live/patch-status.js";
 import { traceStatus } from "../../live/trace-status.js";
-import { fleetExitCode, progressBar, renderFleet } from "../fleet-output.js";
+import { runFleetCommand } from "../fleet-command.js";
 import { printResult } from "../output.js";
 import { parsePid } from "../parse-pid.js";
-import { parseCount } from "./apply.js";
 
 export function registerStatus(
   program: Command,
@@ -34,17 +32,7 @@ Examples:
       run(async () => {
         if (opts.allOf !== undefined) {
           if (pid !== undefined) throw new GraftError("USAGE", "give a PID or --all-of, not both");
-          const fleet = await runFleet(
-            opts.allOf,
-            { kind: "status" },
-            {
-              jobs: parseCount(opts.jobs, "--jobs"),
-              continueOnError: true,
-              onProgress: progressBar(opts.json, "reading"),
-            },
-          );
-          printResult(fleet, opts.json, renderFleet);
-          process.exitCode = fleetExitCode(fleet);
+          await runFleetCommand(opts.allOf, { kind: "status" }, opts, "reading", true);
           return;
         }
         if (pid === undefined) throw new GraftError("USAGE", "give a PID (or --all-of BIN)");
