@@ -4,9 +4,10 @@
  * before timing the compiled CLI.
  */
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { distIsFresh } from "../../test/support/graft-cli.js";
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 /** The compiled CLI, as users run it. */
@@ -48,18 +49,9 @@ export function median(xs: readonly number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, e.name);
-    newest = Math.max(newest, e.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs);
-  }
-  return newest;
-}
-
 /** Run `npm run build` when dist/ is missing or older than any file under src/. */
 export function ensureCliBuilt(): void {
-  if (existsSync(cli) && statSync(cli).mtimeMs >= newestMtime(join(repoRoot, "src"))) return;
+  if (distIsFresh()) return;
   process.stderr.write("building dist/ (npm run build)...\n");
   const b = spawnSync("npm", ["run", "build"], { cwd: repoRoot, stdio: ["ignore", "ignore", "inherit"] });
   if (b.status !== 0) throw new Error("npm run build failed");

@@ -15,9 +15,14 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
+/** dist/ is there and no file under src/ is newer than it. */
+export function distIsFresh(): boolean {
+  return existsSync(cli) && statSync(cli).mtimeMs >= newestMtime(join(repoRoot, "src"));
+}
+
 /** Build dist/ when it is missing or older than src/. */
 export function ensureBuilt(): void {
-  if (existsSync(cli) && statSync(cli).mtimeMs >= newestMtime(join(repoRoot, "src"))) return;
+  if (distIsFresh()) return;
   execFileSync("npx", ["tsc", "-p", "tsconfig.build.json"], { cwd: repoRoot, stdio: "ignore" });
 }
 
