@@ -163,6 +163,25 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
     e.alu("or", word, scratch);
   };
 
+  // rax = shadow entry `index` (a register) of block r9: fields at SHADOW_ENTRIES_OFFSET.
+  const entryAt = (index: Reg): void => {
+    e.mov(R.rax, index, 32);
+    e.shl(R.rax, 5);
+    e.alu("add", R.rax, R.r9);
+  };
+
+  // From entry ecx of block r9 downwards, the topmost whose slot is r10 (rax the entry, ecx its
+  // index); jumps to `missing` when there is none.
+  const searchSlot = (loop: string, missing: string): void => {
+    e.bind(loop);
+    e.test(R.rcx, R.rcx, 32);
+    e.jcc(CC.e, missing);
+    e.dec(R.rcx, 32);
+    entryAt(R.rcx);
+    e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
+    e.jcc(CC.ne, loop);
+  };
+
   // rdi = this thread's slot (r8d = its tid), by one probe of the table inline; the claiming and
   // probing loop runs out of line. Jumps to `missing` when there is none.
   const findSlot = (L: (s: string) => string, missing: string): void => {
@@ -311,9 +330,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   // rax = entry `index` of the shadow block r9; jumps to `keep` unless its slot lies in
   // [r10 − SAME_STACK_REACH, r10), i.e. it was left by a longjmp on the stack r10 is on. Clobbers rsi.
   const unwoundTest = (index: Reg, keep: string): void => {
-    e.mov(R.rax, index, 32);
-    e.shl(R.rax, 5);
-    e.alu("add", R.rax, R.r9);
+    entryAt(index);
     e.mov(R.rsi, R.r10);
     e.aluLoad("sub", R.rsi, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot);
     e.aluImm("cmp", R.rsi, SAME_STACK_REACH);
@@ -332,15 +349,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   findSlot((x) => `exit.${x}`, "exit.other");
   e.load(R.r9, R.rdi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
-  e.bind("exit.search"); // the topmost entry whose slot is the one just returned through
-  e.test(R.rcx, R.rcx, 32);
-  e.jcc(CC.e, "exit.other");
-  e.dec(R.rcx, 32);
-  e.mov(R.rax, R.rcx, 32);
-  e.shl(R.rax, 5);
-  e.alu("add", R.rax, R.r9); // block + index × 32: entry fields at SHADOW_ENTRIES_OFFSET
-  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
-  e.jcc(CC.ne, "exit.search");
+  searchSlot("exit.search", "exit.other"); // the topmost entry whose slot is the one just returned through
   // ecx = m, the match. Entries above it that sit just below the returning slot were left by a
   // longjmp on this stack: record them as unwound (top first). The others belong to another stack
   // (a coroutine's, a signal's alternate stack) and stay: they return later through their own slots.
@@ -421,15 +430,7 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("exit.other.slot");
   e.load(R.r9, R.rsi, SLOT.shadow);
   e.load(R.rcx, R.r9, SHADOW_DEPTH, 32);
-  e.bind("exit.other.search");
-  e.test(R.rcx, R.rcx, 32);
-  e.jcc(CC.e, "exit.other.next");
-  e.dec(R.rcx, 32);
-  e.mov(R.rax, R.rcx, 32);
-  e.shl(R.rax, 5);
-  e.alu("add", R.rax, R.r9);
-  e.cmpMem(R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.slot, R.r10);
-  e.jcc(CC.ne, "exit.other.search");
+  searchSlot("exit.other.search", "exit.other.next");
   e.store(R.r9, SHADOW_DEPTH, R.rcx, 32);
   e.load(R.rax, R.rax, SHADOW_ENTRIES_OFFSET + SHADOW.returnAddress);
   e.store(R.rsp, FRAME, R.rax);
@@ -478,12 +479,6 @@ export function generateTraceRuntime(request: RuntimeRequest): RuntimeCode {
   e.bind("lookup.done");
   e.ret();
 
-  // rax = shadow entry `index` (a register) of block r9: fields at SHADOW_ENTRIES_OFFSET.
-  const entryAt = (index: Reg): void => {
-    e.mov(R.rax, index, 32);
-    e.shl(R.rax, 5);
-    e.alu("add", R.rax, R.r9);
-  };
   // r11 = the return point of shadow entry rax's function (from the table after the stubs); clobbers rdx.
   const returnPointTable: number[] = [];
   const returnPointOf = (): void => {
