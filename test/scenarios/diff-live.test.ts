@@ -5,36 +5,24 @@
  * after `graft revert` what the original prints again, byte for byte the same code.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { producerFlags } from "../../src/live/build-diff-patch-file.js";
 import { buildDiffCase, diffCaseFlags, observedValue } from "../support/diff-fixtures.js";
 import { type Compiler, fixturesDir, run } from "../support/fixtures.js";
 import {
   killTarget,
-  type LiveTarget,
   lastTick,
   runGraft,
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../support/live-target.js";
 
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-diff-live-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-diff-live-");
 
 const LIVE: readonly [string, Compiler, string[]?][] = [
   ["inlined-static", "gcc"],

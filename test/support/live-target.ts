@@ -9,9 +9,20 @@
  * ptrace stops graft relies on.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync, readSync, realpathSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  realpathSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { expect } from "vitest";
+import { afterAll, expect } from "vitest";
 import { repoRoot } from "./fixtures.js";
 
 /** A running target process and the file its stdout and stderr go to. */
@@ -366,4 +377,20 @@ export async function expectSwitched(
       );
     base = next;
   }
+}
+
+/**
+ * The setting of a scenario test file: a temp folder `dir` (prefix `prefix`) holding graft's state
+ * (GRAFT_STATE_DIR=dir/state), and `started`, the targets its tests start; after the file's tests
+ * every one of them is killed and the folder removed. Call once at the top of the file.
+ */
+export function useScenario(prefix: string): { readonly dir: string; readonly started: LiveTarget[] } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.env.GRAFT_STATE_DIR = join(dir, "state");
+  const started: LiveTarget[] = [];
+  afterAll(() => {
+    for (const t of started) killTarget(t);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  return { dir, started };
 }

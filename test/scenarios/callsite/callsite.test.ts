@@ -6,8 +6,6 @@
  * byte-identical to the original. Refusals (changed bytes, a used result, a callee that clobbers more,
  * no call there) leave the target byte-identical. gcc and clang, PIE and non-PIE, all -O2.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -31,24 +29,14 @@ import {
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
   writeMem,
 } from "../../support/live-target.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-callsite-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-callsite-");
 
 /** The error code `f` throws (undefined when it does not throw a GraftError). */
 function codeOf(f: () => unknown): string | undefined {

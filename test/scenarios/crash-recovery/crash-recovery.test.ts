@@ -5,11 +5,9 @@
  * until `graft revert PID` has finished the job; after which the text is byte-for-byte the original
  * and graft status is empty.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GraftError } from "../../../src/core/errors.js";
 import { applyPatch } from "../../../src/live/apply-patch.js";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
@@ -28,20 +26,18 @@ import {
   textDiff,
   textSnapshot,
   ticks,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-let dir: string;
+const { dir, started } = useScenario("graft-crash-");
 let exe: string;
 let patch: string;
 let patchId: string;
-const started: LiveTarget[] = [];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-crash-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
   exe = buildFixture({
     compiler: "gcc",
     sources: [join(here, "target.c")],
@@ -50,11 +46,6 @@ beforeAll(() => {
   });
   patch = join(dir, "fix.graft");
   patchId = buildPatchFile({ fix: join(here, "fix.c"), target: exe, output: patch }).manifest.id;
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** What a graft killed at `point` leaves behind, and which code the target then runs. */

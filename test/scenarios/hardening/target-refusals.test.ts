@@ -3,11 +3,10 @@
  * real by the target (target.c modes). Refusals come before anything is written — the target's text
  * and its mappings are what they were, nothing is journaled, and it goes on answering correctly.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { GraftError } from "../../../src/core/errors.js";
 import { applyPatch } from "../../../src/live/apply-patch.js";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
@@ -19,7 +18,6 @@ import { buildFixture } from "../../support/fixtures.js";
 import {
   expectSwitched,
   isAlive,
-  killTarget,
   type LiveTarget,
   lastTick,
   maps,
@@ -27,6 +25,7 @@ import {
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
@@ -34,14 +33,11 @@ const here = dirname(fileURLToPath(import.meta.url));
 const OLD = { value: 14, grows: "old", frozen: ["new"] };
 const NEW = { value: 21, grows: "new", frozen: ["old"] };
 
-let dir: string;
+const { dir, started } = useScenario("graft-target-refusals-");
 let exe: string;
 let patch: string;
-const started: LiveTarget[] = [];
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-target-refusals-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
   exe = buildFixture({
     compiler: "gcc",
     sources: [join(here, "target.c")],
@@ -50,11 +46,6 @@ beforeAll(() => {
   });
   patch = join(dir, "fix.graft");
   buildPatchFile({ fix: join(here, "fix.c"), target: exe, output: patch });
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Start the target in `mode`; undefined when the kernel lacks what the mode needs (it says so). */

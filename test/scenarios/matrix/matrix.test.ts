@@ -6,11 +6,9 @@
  * they switch back, and that the text of the process is byte-for-byte what it was and graft keeps
  * no record of it.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { checkElf } from "../../../src/analysis/check.js";
 import { archForMachine } from "../../../src/arch/index.js";
 import { readElfFile } from "../../../src/formats/elf/elf-file.js";
@@ -23,13 +21,13 @@ import {
   expectSwitched,
   isAlive,
   killTarget,
-  type LiveTarget,
   lastTick,
   readMem,
   runtimeAddress,
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
@@ -155,18 +153,7 @@ function cells(): Cell[] {
   return out;
 }
 
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-matrix-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-matrix-");
 
 describe("live patching across compilers, PIE, optimisation and site kinds", () => {
   it.each(cells())(

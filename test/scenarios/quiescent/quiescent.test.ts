@@ -5,11 +5,10 @@
  * inside the patch's code (frames unwound through code that has no CFI).
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { closeSync, openSync, writeSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { RefusedError } from "../../../src/core/errors.js";
 import { applyPatch } from "../../../src/live/apply-patch.js";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
@@ -17,27 +16,16 @@ import { patchStatus } from "../../../src/live/patch-status.js";
 import { revertPatch } from "../../../src/live/revert-patch.js";
 import { buildFixture, type Compiler } from "../../support/fixtures.js";
 import {
-  killTarget,
-  type LiveTarget,
   lastTick,
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-quiescent-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-quiescent-");
 
 function poke(fifo: string): void {
   const fd = openSync(fifo, "r+");

@@ -4,11 +4,9 @@
  * patch 2 is refused with REVERT_ORDER and changes nothing; reverting patch 2 brings back patch 1's
  * behaviour; reverting patch 1 brings back the original, byte for byte.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { GraftError } from "../../../src/core/errors.js";
 import { applyPatch } from "../../../src/live/apply-patch.js";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
@@ -19,28 +17,17 @@ import {
   expectSwitched,
   isAlive,
   killTarget,
-  type LiveTarget,
   lastTick,
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-stacked-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-stacked-");
 
 /** The error code `f` throws (undefined when it does not throw a GraftError). */
 function codeOf(f: () => unknown): string | undefined {

@@ -4,11 +4,9 @@
  * the oracles) and behaving as the fix says while 8 threads run the patched code.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { applyPatch } from "../../../src/live/apply-patch.js";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
 import { patchStatus } from "../../../src/live/patch-status.js";
@@ -27,24 +25,14 @@ import {
   textDiff,
   textSnapshot,
   ticks,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const LABEL = "livepatch";
 
-let dir: string;
-const started: LiveTarget[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-statics-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-statics-");
 
 function build(compiler: Compiler): string {
   return buildFixture({

@@ -3,36 +3,25 @@
  * patched function nonstop and check every answer: no cycle fails, the target never crashes, never
  * sees a wrong answer, and ends with its original code byte for byte.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { buildPatchFile } from "../../../src/live/build-patch-file.js";
 import { buildFixture, type Compiler } from "../../support/fixtures.js";
 import {
   isAlive,
-  killTarget,
-  type LiveTarget,
   lastTick,
   startTarget,
   textDiff,
   textSnapshot,
+  useScenario,
   waitForTick,
 } from "../../support/live-target.js";
 import { stressCycles } from "./stress-cycles.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
-let dir: string;
-const started: LiveTarget[] = [];
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "graft-stress-"));
-  process.env.GRAFT_STATE_DIR = join(dir, "state");
-});
-afterAll(() => {
-  for (const t of started) killTarget(t);
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, started } = useScenario("graft-stress-");
 
 describe.each([
   { name: "gcc -O2 sled", compiler: "gcc" as Compiler, flags: ["-O2", "-fpatchable-function-entry=16,14"] },
